@@ -1,16 +1,27 @@
-"""
-ASGI config for operator_panel project.
+"""The ASGI application: Django for HTTP, Channels for WebSocket (authenticated by session)."""
 
-It exposes the ASGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/asgi/
-"""
+from __future__ import annotations
 
 import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'operator_panel.settings')
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "operator_panel.settings")
 
-application = get_asgi_application()
+# Django must be set up before the routing (and the models it imports) is loaded.
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from operator_panel.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

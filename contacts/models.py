@@ -1,0 +1,1 @@
+"""Directories and contacts (SPEC C): arrive with the console issues."""

@@ -1,0 +1,185 @@
+"""The demo company that `make run` seeds, so a new user can register a phone and call at once.
+
+Demo S.r.l. (Europe/Rome), sites Milano and Roma, the operator phone 200 "Centralino" and
+extensions 201-205 with one device each (SIP username = number), the web users admin
+(superuser), alice (operator) and bob (end user), and the trunk "Carrier demo" to
+127.0.0.1:5070/udp bringing 0212345678 (to 200) and 0298765432 (to 201). The demo hunt group
+and multiselection are added here when those models arrive with their issues.
+
+The database keeps only digest HA1 values, so the secrets and passwords are drawn once per
+install and kept in ``var/demo_credentials.json``: every start prints them again from there.
+Seeding is idempotent: it creates only what is missing and never overwrites a password or a
+secret someone changed (the printout marks those as changed). It leaves alone a database that
+already holds other companies and no demo.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+from pbx.actions import add_extension
+from pbx.models import Company, Device, Did, DidTarget, Extension, Site, Trunk, generate_secret
+from pbx.sip.digest import ha1
+
+COMPANY_NAME = "Demo S.r.l."
+TIME_ZONE = "Europe/Rome"
+# (number, name, site)
+EXTENSIONS: list[tuple[str, str, str]] = [
+    ("200", "Centralino", "Milano"),
+    ("201", "Mario Rossi", "Milano"),
+    ("202", "Giulia Bianchi", "Milano"),
+    ("203", "Luca Verdi", "Milano"),
+    ("204", "Anna Neri", "Roma"),
+    ("205", "Paolo Russo", "Roma"),
+]
+OPERATOR_EXTENSION = "200"
+TRUNK_NAME = "Carrier demo"
+DIDS: list[tuple[str, str]] = [("0212345678", "200"), ("0298765432", "201")]
+OPERATORS_GROUP = "operators"
+END_USERS_GROUP = "end users"
+# (username, role, group)
+USERS: list[tuple[str, str, str | None]] = [
+    ("admin", "administrator", None),
+    ("alice", "operator", OPERATORS_GROUP),
+    ("bob", "end user", END_USERS_GROUP),
+]
+CHANGED = "(changed since seeding)"
+
+
+def credentials_path() -> Path:
+    return Path(settings.VAR_DIR) / "demo_credentials.json"
+
+
+def load_credentials(path: Path | None = None) -> dict[str, Any]:
+    """The demo's secrets for this install, drawn and saved on first use."""
+    path = path or credentials_path()
+    if path.exists():
+        return json.loads(path.read_text())
+    data = {
+        "install_key": generate_secret(10),
+        "passwords": {username: secrets.token_urlsafe(9) for username, _, _ in USERS},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return data
+
+
+def device_secret(number: str, credentials: dict[str, Any]) -> str:
+    """The demo secret of a device: readable, and unique to this install."""
+    return f"demo-{number}-{credentials['install_key']}"
+
+
+@dataclass
+class SeedResult:
+    seeded: bool
+    created: list[str] = field(default_factory=list)
+    # (username, role, password or CHANGED)
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
+    # (number, name, username, secret or CHANGED)
+    phones: list[tuple[str, str, str, str]] = field(default_factory=list)
+    reason: str = ""
+
+
+def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
+    """Create whatever part of the demo is missing and report the logins to print."""
+    if (
+        not Company.objects.filter(name=COMPANY_NAME).exists()
+        and Company.objects.exists()
+    ):
+        return SeedResult(False, reason="the database already holds other companies")
+    credentials = credentials or load_credentials()
+    result = SeedResult(True)
+    with transaction.atomic():
+        company = _company(result)
+        for number, name, site in EXTENSIONS:
+            _extension(company, number, name, site, credentials, result)
+        _trunk(company, result)
+        for username, role, group in USERS:
+            _user(username, role, group, credentials, result)
+    return result
+
+
+def _company(result: SeedResult) -> Company:
+    company, created = Company.objects.get_or_create(
+        name=COMPANY_NAME, defaults={"time_zone": TIME_ZONE}
+    )
+    if created:
+        result.created.append(f"company {COMPANY_NAME}")
+    for site in ("Milano", "Roma"):
+        if Site.objects.get_or_create(company=company, name=site)[1]:
+            result.created.append(f"site {site}")
+    return company
+
+
+def _extension(
+    company: Company,
+    number: str,
+    name: str,
+    site: str,
+    credentials: dict[str, Any],
+    result: SeedResult,
+) -> None:
+    secret = device_secret(number, credentials)
+    if not Extension.objects.filter(company=company, number=number).exists():
+        add_extension(company, number, name, secret=secret, site_name=site)
+        result.created.append(f"extension {number}")
+        result.phones.append((number, name, number, secret))
+        return
+    device = Device.objects.filter(extension__company=company, extension__number=number).first()
+    if device is None:
+        return
+    expected = ha1(device.username, device.realm, secret, "MD5")
+    shown = secret if device.ha1_md5 == expected else CHANGED
+    result.phones.append((number, name, device.username, shown))
+
+
+def _trunk(company: Company, result: SeedResult) -> None:
+    trunk, created = Trunk.objects.get_or_create(
+        company=company,
+        name=TRUNK_NAME,
+        defaults={"host": "127.0.0.1", "port": 5070, "transport": "udp", "register": False},
+    )
+    if created:
+        result.created.append(f"trunk {TRUNK_NAME}")
+    for number, target in DIDS:
+        if Did.objects.filter(number=number).exists():
+            continue
+        extension = Extension.objects.filter(company=company, number=target).first()
+        if extension is None:
+            continue
+        did = Did(trunk=trunk, number=number, target_kind=DidTarget.EXTENSION, extension=extension)
+        did.full_clean()
+        did.save()
+        result.created.append(f"number {number} -> {target}")
+
+
+def _user(
+    username: str,
+    role: str,
+    group: str | None,
+    credentials: dict[str, Any],
+    result: SeedResult,
+) -> None:
+    password = credentials["passwords"][username]
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        if group is None:
+            user = User.objects.create_superuser(username, f"{username}@demo.invalid", password)
+        else:
+            user = User.objects.create_user(username, f"{username}@demo.invalid", password)
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
+        result.created.append(f"user {username}")
+        result.logins.append((username, role, password))
+        return
+    result.logins.append((username, role, password if user.check_password(password) else CHANGED))

@@ -1,0 +1,102 @@
+"""The engine's one window on configuration: who may register, what a number reaches.
+
+The engine never touches the ORM. It asks a `Directory`; the Django side provides one backed by
+the database (pbx/config.py), tests provide `MemoryDirectory`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A phone allowed to register: its credentials (as HA1) and the extension it belongs to."""
+
+    username: str
+    realm: str
+    ha1_md5: str
+    ha1_sha256: str
+    company_id: int
+    extension: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionInfo:
+    company_id: int
+    number: str
+    display_name: str
+    devices: tuple[str, ...]  # SIP usernames, in ring order
+    do_not_disturb: bool = False
+    forward_always: str = ""
+    forward_busy: str = ""
+    forward_no_answer: str = ""
+    no_answer_timeout: int = 20
+    ring_mode: str = "all"  # "all" | "in_order"
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkInfo:
+    id: int
+    company_id: int
+    name: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    username: str = ""
+    password: str = ""
+    register: bool = False
+    register_expires: int = 600
+    caller_id: str = ""
+    outbound_prefix: str = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class DidRoute:
+    """Where a company number arriving from a trunk goes (only extensions so far)."""
+
+    number: str
+    company_id: int
+    trunk_id: int
+    kind: str  # "extension"
+    target: str
+
+
+class Directory(Protocol):
+    """What the engine asks the configuration. Implementations cache and stay current."""
+
+    async def device(self, username: str) -> DeviceInfo | None: ...
+
+    async def extension(self, company_id: int, number: str) -> ExtensionInfo | None: ...
+
+    async def did(self, number: str) -> DidRoute | None: ...
+
+    async def trunks(self) -> list[TrunkInfo]: ...
+
+    async def outbound_trunk(self, company_id: int) -> TrunkInfo | None: ...
+
+
+@dataclass
+class MemoryDirectory:
+    """An in-memory Directory for tests and benchmarks."""
+
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
+    dids: dict[str, DidRoute] = field(default_factory=dict)
+    trunk_list: list[TrunkInfo] = field(default_factory=list)
+
+    async def device(self, username: str) -> DeviceInfo | None:
+        return self.devices.get(username)
+
+    async def extension(self, company_id: int, number: str) -> ExtensionInfo | None:
+        return self.extensions.get((company_id, number))
+
+    async def did(self, number: str) -> DidRoute | None:
+        return self.dids.get(number)
+
+    async def trunks(self) -> list[TrunkInfo]:
+        return list(self.trunk_list)
+
+    async def outbound_trunk(self, company_id: int) -> TrunkInfo | None:
+        return next((t for t in self.trunk_list if t.company_id == company_id), None)

@@ -1,0 +1,257 @@
+"""The engine: SIP stack, registrar, calls, media and trunks, wired together on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pbx.engine.auth import Authenticator, FailureTracker
+from pbx.engine.calls import CallManager
+from pbx.engine.directory import Directory
+from pbx.engine.features import ALLOW, Features
+from pbx.engine.legs import reject
+from pbx.engine.media import MediaManager
+from pbx.engine.records import CallRecorder, MemoryRecorder
+from pbx.engine.registrar import Registrar
+from pbx.engine.routing import Party, Router
+from pbx.engine.stack import SipStack
+from pbx.engine.trunk import TrunkManager
+from pbx.sip.message import Request, Response, make_response
+from pbx.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+TRUNK_RELOAD_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    bind: str = "127.0.0.1"
+    advertise: str = ""  # the address in Contact and SDP; the bind address when empty
+    sip_port: int = 5060
+    rtp_ports: tuple[int, int] = (20000, 20999)
+    realm: str = "centralino"
+    node: str = "node1"
+    nonce_lifetime: float = 300
+    min_expires: int = 60
+    max_expires: int = 3600
+    auth_fail_limit: int = 20
+    auth_fail_window: float = 60
+    auth_block_seconds: float = 300
+    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    moh_path: str | None = None
+
+
+class Engine:
+    """One telephony node. `await start()` binds and serves; `await stop()` hangs up and closes."""
+
+    def __init__(self, config: EngineConfig, directory: Directory,
+                 recorder: CallRecorder | None = None) -> None:
+        self.config = config
+        self.directory = directory
+        self.recorder: CallRecorder = recorder or MemoryRecorder()
+        self.advertise = config.advertise or (config.bind if config.bind not in ("0.0.0.0", "::") else "127.0.0.1")
+        self.stack = SipStack(self.advertise)
+        self.stack.user = self
+        self.registrar = Registrar(config.min_expires, config.max_expires)
+        self.auth = Authenticator(
+            config.realm, directory, nonce_lifetime=config.nonce_lifetime,
+            algorithms=config.digest_algorithms,
+            tracker=FailureTracker(config.auth_fail_limit, config.auth_fail_window, config.auth_block_seconds),
+        )
+        self.media = MediaManager(config.bind, config.rtp_ports, _load_moh(config.moh_path))
+        self.calls = CallManager(self)
+        self.features = Features(self, self.calls)
+        self.router = Router(directory, self.calls.is_busy)
+        self.trunks = TrunkManager(self)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cancelled_early: set[Any] = set()
+        self._reload: asyncio.TimerHandle | None = None
+        self.running = False
+
+    @property
+    def sip_port(self) -> int:
+        return self.stack.port
+
+    async def start(self) -> None:
+        await self.stack.start(self.config.bind, self.config.sip_port)
+        self.running = True
+        await self.trunks.load()
+        self._schedule_reload()
+        log.info("engine %s: SIP udp+tcp %s:%s, RTP %s-%s", self.config.node, self.config.bind,
+                 self.sip_port, *self.config.rtp_ports)
+
+    def _schedule_reload(self) -> None:
+        def reload() -> None:
+            self._spawn(self.trunks.load())
+            self._schedule_reload()
+
+        self._reload = asyncio.get_running_loop().call_later(TRUNK_RELOAD_SECONDS, reload)
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        if self._reload:
+            self._reload.cancel()
+        self.trunks.stop()
+        for call in list(self.calls.calls.values()):
+            self.calls.hangup_call(call, "shutdown")
+        await asyncio.sleep(0.05)  # let the BYEs leave
+        for task in list(self._tasks):
+            task.cancel()
+        await self.stack.close()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.config.node,
+            "running": self.running,
+            "sip_port": self.sip_port,
+            "calls": len(self.calls.calls),
+            "registered_devices": len(self.registrar.usernames()),
+            "rtp_ports_in_use": self.media.in_use,
+            "trunks": {r.trunk.name: r.state for r in self.trunks.registrations.values()},
+            "sip": dict(self.stack.stats),
+        }
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    # --- the transaction user ------------------------------------------------------------
+
+    def on_request(self, request: Request, source: Addr, transport: str, key: Any) -> None:
+        method = request.method
+        if method == "ACK":
+            leg = self.calls.find_leg(request)
+            if leg is not None:
+                self.features.in_dialog(leg, request)
+            return
+        if method == "CANCEL":
+            self._cancel(request, key)
+            return
+        if request.to_addr.tag:
+            leg = self.calls.find_leg(request)
+            if leg is None:
+                self.stack.send_response(make_response(request, 481))
+            else:
+                self.features.in_dialog(leg, request)
+            return
+        now = self.stack.now()
+        if self.auth.tracker.is_blocked(source[0], now) and self.trunks.carrier(source[0]) is None:
+            # A source that kept failing authentication: it gets nothing for a while.
+            if method == "INVITE":
+                self.stack.send_response(make_response(request, 403, "Forbidden"))
+            return
+        if method == "REGISTER":
+            self._spawn(self._register(request, source, transport))
+        elif method == "INVITE":
+            self._spawn(self._invite(request, source, transport, key))
+        elif method == "OPTIONS":
+            self.stack.send_response(make_response(request, 200, headers=(
+                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "replaces"))))
+        elif method == "BYE":
+            self.stack.send_response(make_response(request, 481))
+        else:
+            self.stack.send_response(make_response(request, 405, headers=(("Allow", ALLOW),)))
+
+    def on_stray_response(self, response: Response, source: Addr) -> None:
+        log.debug("stray %s %s from %s", response.status, response.cseq, source)
+
+    def on_ack_timeout(self, key: Any) -> None:
+        for leg in list(self.calls.dialogs.values()):
+            if leg.server_key == key and not leg.ended:
+                log.info("no ACK for our 200 from %s: hanging up", leg.label)
+                leg.hangup("no ACK")
+
+    def _cancel(self, cancel: Request, key: Any) -> None:
+        invite_key = self.stack.layer.find_invite_for_cancel(cancel)
+        self.stack.send_response(make_response(cancel, 200))
+        if invite_key is not None and not self.calls.cancel(invite_key):
+            self._cancelled_early.add(invite_key)  # still being routed: it ends when it looks
+
+    async def _register(self, request: Request, source: Addr, transport: str) -> None:
+        now = self.stack.now()
+        outcome = await self.auth.check(request, source[0], now)
+        if outcome.device is None:
+            self.stack.send_response(make_response(
+                request, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)))
+            return
+        aor = request.to_addr.uri
+        if isinstance(aor, SipUri) and aor.user and aor.user != outcome.device.username:
+            self.stack.send_response(make_response(request, 403, "Forbidden: credentials of another user"))
+            return
+        self.stack.send_response(
+            self.registrar.register(outcome.device.username, request, source, transport, now))
+
+    async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
+        uri = invite.request_uri
+        dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
+        carrier = self.trunks.carrier(source[0])
+        if carrier is not None:
+            await self._invite_from_trunk(invite, source, transport, key, dialled)
+            return
+        outcome = await self.auth.check(invite, source[0], self.stack.now())
+        if outcome.device is None:
+            self.stack.send_response(make_response(
+                invite, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)))
+            return
+        device = outcome.device
+        ext = await self.directory.extension(device.company_id, device.extension)
+        name = ext.display_name if ext else ""
+        caller = Party(device.company_id, device.extension, name, device.username)
+        if self._cancelled(invite, key):
+            return
+        await self.calls.incoming(invite, source, transport, key, caller, dialled, "internal"
+                                  if not dialled.startswith("0") else "outbound")
+
+    async def _invite_from_trunk(self, invite: Request, source: Addr, transport: str, key: Any,
+                                 dialled: str) -> None:
+        from_uri = invite.from_addr.uri
+        number = from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous"
+        display = invite.from_addr.display or ""
+        candidates = [dialled]
+        to_uri = invite.to_addr.uri
+        if isinstance(to_uri, SipUri) and to_uri.user:
+            candidates.append(to_uri.user)
+        for did_number in candidates:
+            routed = await self.router.did(did_number, Party(0, number, display))
+            if routed is not None:
+                company_id, route = routed
+                caller = Party(company_id, number, display)
+                if self._cancelled(invite, key):
+                    return
+                await self.calls.incoming(invite, source, transport, key, caller, did_number,
+                                          "inbound", did_route=route)
+                return
+        reject(self.stack, invite, 404, "No such company number")
+
+    def _cancelled(self, invite: Request, key: Any) -> bool:
+        if key in self._cancelled_early:
+            self._cancelled_early.discard(key)
+            reject(self.stack, invite, 487)
+            return True
+        return False
+
+
+def _load_moh(path: str | None) -> np.ndarray | None:
+    if not path:
+        return None
+    from pbx.media.wav import load_as_pcm8k
+
+    try:
+        return load_as_pcm8k(path)
+    except (OSError, ValueError) as error:
+        log.warning("music on hold %s unusable (%s): callers on hold hear silence", path, error)
+        return None

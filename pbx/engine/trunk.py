@@ -1,0 +1,165 @@
+"""SIP trunks: registration to the carrier, its addresses, and who is the carrier."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from pbx.engine.directory import TrunkInfo
+from pbx.sip.digest import DigestClient, DigestError, select_challenge
+from pbx.sip.headers import Headers
+from pbx.sip.ids import new_call_id, new_tag
+from pbx.sip.message import Request, Response
+
+if TYPE_CHECKING:
+    from pbx.engine.runtime import Engine
+
+log = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+RETRY_AFTER_FAILURE = 30.0
+
+
+class TrunkRegistration:
+    """Keeps one trunk registered: REGISTER, answer the challenge, refresh before expiry."""
+
+    def __init__(self, engine: Engine, trunk: TrunkInfo, dest: Addr) -> None:
+        self.engine = engine
+        self.trunk = trunk
+        self.dest = dest
+        self.call_id = new_call_id(engine.advertise)
+        self.tag = new_tag()
+        self.cseq = 0
+        self.client = DigestClient(trunk.username, trunk.password)
+        self.state = "unregistered"
+        self._timer: asyncio.TimerHandle | None = None
+        self._auth_tries = 0
+
+    def start(self) -> None:
+        self._send(None)
+
+    def stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+
+    def _send(self, authorization: tuple[str, str] | None) -> None:
+        trunk = self.trunk
+        self.cseq += 1
+        port = f":{trunk.port}" if trunk.port != 5060 else ""
+        aor = f"sip:{trunk.username}@{trunk.host}{port}"
+        headers = Headers([
+            ("Via", str(self.engine.stack.via(trunk.transport))),
+            ("Max-Forwards", "70"),
+            ("From", f"<{aor}>;tag={self.tag}"),
+            ("To", f"<{aor}>"),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self.cseq} REGISTER"),
+            ("Contact", self.engine.stack.contact(trunk.username or "centralino", trunk.transport)),
+            ("Expires", str(trunk.register_expires)),
+            ("User-Agent", "Centralino"),
+        ])
+        if authorization:
+            headers.add(*authorization)
+        request = Request("REGISTER", f"sip:{trunk.host}{port}", headers)
+        self.engine.stack.send_request(request, self.dest, trunk.transport, self._on_response)
+
+    def _on_response(self, response: Response | None) -> None:
+        if response is None:
+            self._retry("no answer")
+            return
+        if response.status < 200:
+            return
+        if response.status in (401, 407) and self._auth_tries < 2:
+            header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+            answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
+            try:
+                challenge = select_challenge(response.headers.get_all(header))
+            except DigestError:
+                self._retry("unusable challenge")
+                return
+            self._auth_tries += 1
+            port = f":{self.trunk.port}" if self.trunk.port != 5060 else ""
+            value = self.client.authorization(challenge, method="REGISTER", uri=f"sip:{self.trunk.host}{port}")
+            self._send((answer, value))
+            return
+        self._auth_tries = 0
+        if 200 <= response.status < 300:
+            self.state = "registered"
+            expires = _granted_expires(response, self.trunk.register_expires)
+            log.info("trunk %s registered for %ss", self.trunk.name, expires)
+            self._schedule(max(5.0, expires * 0.8))
+        else:
+            self._retry(f"{response.status} {response.reason}")
+
+    def _retry(self, why: str) -> None:
+        self.state = "failed"
+        log.warning("trunk %s registration failed: %s", self.trunk.name, why)
+        self._auth_tries = 0
+        self._schedule(RETRY_AFTER_FAILURE)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._send, None)
+
+
+def _granted_expires(response: Response, asked: int) -> int:
+    for value in response.headers.get_all("Contact"):
+        for part in value.split(";")[1:]:
+            name, _, number = part.partition("=")
+            if name.strip().lower() == "expires" and number.strip().isdigit():
+                return int(number.strip())
+    header = response.headers.get("Expires")
+    return int(header) if header and header.strip().isdigit() else asked
+
+
+class TrunkManager:
+    """The trunks of all companies, their resolved addresses and their registrations."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.trunks: list[TrunkInfo] = []
+        self._by_ip: dict[str, TrunkInfo] = {}
+        self._addresses: dict[int, Addr] = {}
+        self.registrations: dict[int, TrunkRegistration] = {}
+
+    async def load(self) -> None:
+        """(Re)read the trunks; start or stop registrations to match."""
+        trunks = await self.engine.directory.trunks()
+        loop = asyncio.get_running_loop()
+        by_ip: dict[str, TrunkInfo] = {}
+        addresses: dict[int, Addr] = {}
+        for trunk in trunks:
+            try:
+                infos = await loop.getaddrinfo(trunk.host, trunk.port, type=socket.SOCK_DGRAM)
+            except OSError as error:
+                log.warning("trunk %s: cannot resolve %s: %s", trunk.name, trunk.host, error)
+                continue
+            for info in infos:
+                by_ip.setdefault(info[4][0], trunk)
+            addresses[trunk.id] = (infos[0][4][0], trunk.port)
+        self.trunks, self._by_ip, self._addresses = trunks, by_ip, addresses
+        wanted = {t.id: t for t in trunks if t.register and t.id in addresses}
+        for trunk_id in list(self.registrations):
+            if trunk_id not in wanted or self.registrations[trunk_id].trunk != wanted[trunk_id]:
+                self.registrations.pop(trunk_id).stop()
+        for trunk_id, trunk in wanted.items():
+            if trunk_id not in self.registrations:
+                registration = TrunkRegistration(self.engine, trunk, addresses[trunk_id])
+                self.registrations[trunk_id] = registration
+                registration.start()
+
+    def carrier(self, ip: str) -> TrunkInfo | None:
+        """The trunk whose carrier sends from `ip`, if any."""
+        return self._by_ip.get(ip)
+
+    async def address(self, trunk: TrunkInfo) -> Addr | None:
+        if trunk.id not in self._addresses:
+            await self.load()
+        return self._addresses.get(trunk.id)
+
+    def stop(self) -> None:
+        for registration in self.registrations.values():
+            registration.stop()

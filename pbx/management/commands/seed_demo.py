@@ -1,0 +1,36 @@
+"""`manage.py seed_demo`: create the demo company if missing, and print its logins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from pbx import demo
+
+
+class Command(BaseCommand):
+    help = "Seed the demo company (idempotent) and print the web logins and SIP credentials."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = demo.seed()
+        if not result.seeded:
+            self.stdout.write(f"Demo not seeded: {result.reason}.")
+            return
+        if result.created:
+            self.stdout.write("Demo data created: " + ", ".join(result.created) + ".")
+        web = f"http://{settings.CENTRALINO_BIND}:{settings.CENTRALINO_HTTP_PORT}"
+        sip = f"{settings.CENTRALINO_BIND}:{settings.CENTRALINO_SIP_PORT}"
+        self.stdout.write("")
+        self.stdout.write(f"Web logins ({web}/admin/):")
+        for username, role, password in result.logins:
+            self.stdout.write(f"  {username:<8} {password:<24} {role}")
+        self.stdout.write("")
+        self.stdout.write(
+            f"SIP phones (server {sip}, UDP or TCP, realm {settings.CENTRALINO_REALM}):"
+        )
+        for number, name, username, secret in result.phones:
+            self.stdout.write(f"  {number:<5} {name:<16} user {username:<6} secret {secret}")
+        self.stdout.write(f"(kept in {demo.credentials_path()})")
+        self.stdout.write("")

@@ -1,0 +1,200 @@
+"""Where the engine lives in a process, and the telephony worker that hosts it.
+
+A process holds at most one engine and knows the loop it runs on: `manage.py serve` attaches the
+engine that shares Daphne's loop; a Celery worker consuming a ``telephony.<node>`` queue starts
+one in a dedicated thread with its own loop (uvloop when installed) and stops it at shutdown.
+Code running in other threads (Celery tasks, sync views) reaches it with `call_engine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from celery import signals
+
+if TYPE_CHECKING:
+    from pbx.engine.runtime import Engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+TELEPHONY_QUEUE_PREFIX = "telephony."
+
+
+@dataclass(frozen=True)
+class AttachedEngine:
+    engine: Engine
+    loop: asyncio.AbstractEventLoop
+
+
+_attached: AttachedEngine | None = None
+_host: EngineThread | None = None
+
+
+def attach(engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+    """Make `engine`, running on `loop`, the engine of this process."""
+    global _attached
+    _attached = AttachedEngine(engine, loop)
+
+
+def detach() -> None:
+    """Forget the engine of this process (it is stopping)."""
+    global _attached
+    _attached = None
+
+
+def attached() -> AttachedEngine | None:
+    """The engine of this process and its loop, or None when it runs elsewhere."""
+    return _attached
+
+
+def telephony_queue(node: str | None = None) -> str:
+    """The Celery queue of a telephony node (this node by default)."""
+    from django.conf import settings
+
+    return f"{TELEPHONY_QUEUE_PREFIX}{node or settings.CENTRALINO_NODE}"
+
+
+def call_engine(work: Callable[[Engine], Awaitable[T]], timeout: float = 5.0) -> T:
+    """Run `work(engine)` on the engine's loop from another thread and return its result.
+
+    Raises RuntimeError when this process has no engine, or when called from the engine's own
+    loop (blocking there would freeze every call: await the coroutine instead).
+    """
+    current = _attached
+    if current is None:
+        raise RuntimeError("No telephony engine runs in this process.")
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is current.loop:
+        raise RuntimeError("call_engine() would block the engine's own loop: await instead.")
+    future = asyncio.run_coroutine_threadsafe(_invoke(work, current.engine), current.loop)
+    return future.result(timeout)
+
+
+async def _invoke(work: Callable[[Engine], Awaitable[T]], engine: Engine) -> T:
+    return await work(engine)
+
+
+async def describe(engine: Engine) -> dict[str, Any]:
+    """The engine's status as plain JSON-able data (run it on the engine's loop)."""
+    from django.conf import settings
+
+    status: dict[str, Any] = {
+        "node": settings.CENTRALINO_NODE,
+        "running": True,
+        "sip_port": engine.sip_port,
+    }
+    # The engine may report more (registrations, calls); use it when it does.
+    extra = getattr(engine, "status", None)
+    if callable(extra):
+        result = extra()
+        if inspect.isawaitable(result):
+            result = await result
+        status.update(result)
+    return status
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class EngineThread:
+    """An engine running on its own asyncio loop in a dedicated daemon thread."""
+
+    def __init__(self, factory: Callable[[], Engine]) -> None:
+        self._factory = factory
+        self.loop = _new_loop()
+        self._thread = threading.Thread(target=self._run, name="telephony-engine", daemon=True)
+        self.engine: Engine | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        self.loop.close()
+
+    def start(self, timeout: float = 30.0) -> Engine:
+        """Start the loop thread, build and start the engine there; return when it serves."""
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._build_and_start(), self.loop)
+        try:
+            self.engine = future.result(timeout)
+        except BaseException:
+            self._stop_loop()
+            raise
+        attach(self.engine, self.loop)
+        return self.engine
+
+    async def _build_and_start(self) -> Engine:
+        # Built on its own loop so that anything the engine creates binds to that loop.
+        engine = self._factory()
+        await engine.start()
+        return engine
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the engine (hanging up its calls), then the loop and the thread."""
+        detach()
+        if self.engine is not None:
+            future = asyncio.run_coroutine_threadsafe(self.engine.stop(), self.loop)
+            try:
+                future.result(timeout)
+            except Exception:
+                log.exception("The engine did not stop cleanly")
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+
+def consumes_telephony_queue(queue_names: Iterable[str]) -> bool:
+    """Whether a worker consuming these queues is a telephony worker."""
+    return any(name.startswith(TELEPHONY_QUEUE_PREFIX) for name in queue_names)
+
+
+@signals.worker_init.connect
+def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
+    """Start the engine when this worker consumes a telephony queue (not in ordinary workers)."""
+    global _host
+    queues = list(sender.app.amqp.queues.consume_from or {})
+    if not consumes_telephony_queue(queues):
+        return
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from pbx.runtime import build_engine
+
+    if telephony_queue() not in queues:
+        log.warning(
+            "This worker consumes %s but CENTRALINO_NODE is %r: commands for this node go to %s.",
+            ", ".join(queues), settings.CENTRALINO_NODE, telephony_queue(),
+        )
+    _host = EngineThread(build_engine)
+    engine = _host.start()
+    log.info(
+        "Telephony engine of node %s: SIP udp+tcp %s:%s",
+        settings.CENTRALINO_NODE, settings.CENTRALINO_BIND, engine.sip_port,
+    )
+
+
+@signals.worker_shutdown.connect
+def _stop_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
+    global _host
+    if _host is not None:
+        log.info("Stopping the telephony engine")
+        _host.stop()
+        _host = None

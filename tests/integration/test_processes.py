@@ -1,0 +1,294 @@
+"""The processes as users start them: `manage.py serve`, and the telephony Celery worker.
+
+Each test starts the real command in a subprocess on free loopback ports and talks to it from
+outside: HTTP, a raw SIP OPTIONS datagram, Celery through Redis, and a signal to stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.peers.ports import free_port_range, free_udp_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+START_TIMEOUT = 45.0
+
+
+def skip_loudly(reason: str) -> None:
+    print(f"\n!!! SKIPPED: {reason}", file=sys.stderr)
+    pytest.skip(reason)
+
+
+def sip_options(port: int, timeout: float = 1.0) -> str | None:
+    """Send one OPTIONS over UDP to 127.0.0.1:port; return the status line of the reply."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, 0))
+        local_port = sock.getsockname()[1]
+        tag, call_id, branch = uuid.uuid4().hex[:8], uuid.uuid4().hex, uuid.uuid4().hex[:12]
+        request = (
+            f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOST}:{local_port};branch=z9hG4bK{branch};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@{HOST}>;tag={tag}\r\n"
+            f"To: <sip:{HOST}:{port}>\r\n"
+            f"Call-ID: {call_id}@{HOST}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            f"Contact: <sip:probe@{HOST}:{local_port}>\r\n"
+            "Accept: application/sdp\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        sock.settimeout(timeout)
+        sock.sendto(request.encode(), (HOST, port))
+        try:
+            data, _ = sock.recvfrom(65535)
+        except TimeoutError:
+            return None
+    return data.decode("utf-8", "replace").split("\r\n", 1)[0]
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_until(check, process: subprocess.Popen, log: Path, what: str) -> None:
+    """Poll `check` until it is true; fail with the process log if it dies or times out."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what}: exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{what}: not ready after {START_TIMEOUT} s:\n{log.read_text()}")
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a child process: no inherited switches, its own var dir and ports."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CENTRALINO_") and k not in {"DATABASE_URL", "REDIS_URL"}}
+    rtp = free_port_range(20)
+    env.update(
+        DJANGO_SETTINGS_MODULE="operator_panel.settings",
+        PYTHONUNBUFFERED="1",
+        CENTRALINO_VAR=str(tmp_path),
+        CENTRALINO_BIND=HOST,
+        CENTRALINO_SIP_PORT=str(free_udp_port()),
+        CENTRALINO_RTP_PORTS=f"{rtp}-{rtp + 19}",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+
+
+def stop(process: subprocess.Popen, sig: int, timeout: float) -> int | None:
+    """Send `sig` and wait; kill and return None if it did not exit in time."""
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
+
+
+# --- The embedded default: manage.py serve -------------------------------------------------
+
+
+def test_serve_answers_http_and_sip_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    env["CENTRALINO_HTTP_PORT"] = str(free_udp_port())
+    sip_port, http_port = int(env["CENTRALINO_SIP_PORT"]), int(env["CENTRALINO_HTTP_PORT"])
+    manage(env, "migrate", "--noinput")
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: http_get(http_port, "/")[0] == 200, process, log, "serve (HTTP)")
+        wait_until(lambda: sip_options(sip_port) is not None, process, log, "serve (SIP)")
+
+        assert sip_options(sip_port).startswith("SIP/2.0 ")
+        status, body = http_get(http_port, "/healthz")
+        assert status == 200, body
+        assert b'"database": "ok"' in body and b'"running": true' in body
+        assert http_get(http_port, "/static/admin/css/base.css")[0] == 200
+        assert f"Web http://{HOST}:{http_port}" in log.read_text()
+        assert f"SIP udp+tcp {HOST}:{sip_port}" in log.read_text()
+    finally:
+        code = stop(process, signal.SIGINT, timeout=10)
+
+    assert code == 0, log.read_text()
+    assert sip_options(sip_port, timeout=0.3) is None
+
+
+def test_serve_without_the_engine_serves_the_web_only(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    env.update(CENTRALINO_HTTP_PORT=str(free_udp_port()), CENTRALINO_ENGINE="off")
+    http_port = int(env["CENTRALINO_HTTP_PORT"])
+    manage(env, "migrate", "--noinput")
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: http_get(http_port, "/")[0] == 200, process, log, "serve (HTTP)")
+        assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.3) is None
+        assert "SIP off" in log.read_text()
+    finally:
+        code = stop(process, signal.SIGINT, timeout=10)
+    assert code == 0, log.read_text()
+
+
+# --- The distributed mode: the telephony worker ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database, dropped afterwards."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as error:
+        skip_loudly(f"PostgreSQL is unreachable at {POSTGRES_ADMIN_URL}: {error}")
+    name = f"centralino_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3).ping()
+    except Exception as error:
+        skip_loudly(f"Redis is unreachable at {REDIS_TEST_URL}: {error}")
+    return REDIS_TEST_URL
+
+
+@dataclass
+class TelephonyWorker:
+    node: str
+    sip_port: int
+    env: dict[str, str]
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def queue(self) -> str:
+        return f"telephony.{self.node}"
+
+    def celery(self):
+        """A Celery client on the worker's broker (the test process itself runs eager)."""
+        from celery import Celery
+
+        return Celery("test-client", broker=self.env["REDIS_URL"], backend=self.env["REDIS_URL"])
+
+
+@pytest.fixture(scope="module")
+def telephony_worker(
+    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TelephonyWorker]:
+    """`celery -A operator_panel worker -Q telephony.<node> --pool solo`, ready for SIP."""
+    tmp_path = tmp_path_factory.mktemp("telephony")
+    node = f"test{uuid.uuid4().hex[:8]}"  # its own queue: parallel runs never share one
+    env = base_env(tmp_path)
+    env.update(DATABASE_URL=postgres_url, REDIS_URL=redis_url, CENTRALINO_NODE=node)
+    manage(env, "migrate", "--noinput")
+    log = tmp_path / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "operator_panel", "worker",
+        "-Q", f"telephony.{node}", "--pool", "solo", "-n", f"{node}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+    ]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    worker = TelephonyWorker(node, int(env["CENTRALINO_SIP_PORT"]), env, process, log)
+    try:
+        wait_until(lambda: sip_options(worker.sip_port) is not None, process, log,
+                   "telephony worker (SIP)")
+        yield worker
+    finally:
+        if process.poll() is None:
+            stop(process, signal.SIGTERM, timeout=20)
+
+
+def test_the_telephony_worker_answers_sip_options(telephony_worker: TelephonyWorker) -> None:
+    assert sip_options(telephony_worker.sip_port).startswith("SIP/2.0 ")
+
+
+def test_engine_status_runs_on_the_telephony_queue(telephony_worker: TelephonyWorker) -> None:
+    app = telephony_worker.celery()
+
+    result = app.send_task("pbx.engine_status", queue=telephony_worker.queue, expires=10)
+    status = result.get(timeout=15)
+
+    assert status["running"] is True
+    assert status["node"] == telephony_worker.node
+    assert status["sip_port"] == telephony_worker.sip_port
+
+
+def test_an_ordinary_worker_does_not_start_an_engine(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = base_env(tmp_path)
+    env.update(DATABASE_URL=postgres_url, REDIS_URL=redis_url)
+    queue = f"jobs{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "operator_panel", "worker", "-Q", queue,
+             "--pool", "solo", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "--loglevel", "INFO"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "ready." in log.read_text(), process, log, "ordinary worker")
+        assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.5) is None
+    finally:
+        code = stop(process, signal.SIGTERM, timeout=20)
+    assert code == 0, log.read_text()
+
+
+def test_the_telephony_worker_stops_the_engine_on_sigterm(
+    telephony_worker: TelephonyWorker,
+) -> None:
+    # Runs last in this module: it stops the shared worker.
+    code = stop(telephony_worker.process, signal.SIGTERM, timeout=20)
+
+    assert code == 0, telephony_worker.log.read_text()
+    assert sip_options(telephony_worker.sip_port, timeout=0.3) is None

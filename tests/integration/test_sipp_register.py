@@ -1,0 +1,33 @@
+"""A2/A1 against SIPp: registration with digest, and what wrong credentials get."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.engine_fixture import Pbx
+from tests.integration.peers.sipp import run_sipp, sipp_binary
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sipp_binary() is None, reason="SIPp (sip-tester) is not installed"),
+]
+
+
+def test_a_phone_registers_after_answering_the_challenge(pbx: Pbx) -> None:
+    result = run_sipp("register_auth", pbx.address, keys={"user": "201"},
+                      auth=("201", pbx.secrets["201"]))
+    assert result.ok, result.explain()
+    assert pbx.registered("201")
+
+
+def test_a_wrong_password_is_refused(pbx: Pbx) -> None:
+    result = run_sipp("register_wrong_password", pbx.address, keys={"user": "201"},
+                      auth=("201", "not-the-secret"))
+    assert result.ok, result.explain()
+    assert not pbx.registered("201")
+
+
+def test_an_unknown_user_gets_the_same_answer_as_a_wrong_password(pbx: Pbx) -> None:
+    result = run_sipp("register_unknown_user", pbx.address, keys={"user": "999"},
+                      auth=("999", "whatever"))
+    assert result.ok, result.explain()

@@ -1,0 +1,98 @@
+"""`manage.py extension add|list|remove`: provisioning from a shell."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from pbx.models import Company, Device, Extension
+from pbx.sip.digest import ha1
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("extension", *args, stdout=out)
+    return out.getvalue()
+
+
+def secret_in(output: str) -> str:
+    match = re.search(r"SIP secret:\s+(\S+)", output)
+    assert match, output
+    return match.group(1)
+
+
+def test_add_prints_the_username_and_a_long_random_secret(company: Company) -> None:
+    output = run("add", "201", "--name", "Mario Rossi")
+
+    assert "SIP username: 201" in output
+    secret = secret_in(output)
+    assert len(secret) >= 16
+    device = Device.objects.get(username="201")
+    assert device.extension.display_name == "Mario Rossi"
+    assert device.ha1_md5 == ha1("201", device.realm, secret, "MD5")
+
+
+def test_add_uses_the_given_secret_and_site(company: Company) -> None:
+    output = run("add", "202", "--name", "Giulia Bianchi", "--secret", "s3cret-s3cret-42",
+                 "--site", "Roma")
+
+    assert secret_in(output) == "s3cret-s3cret-42"
+    assert Extension.objects.get(number="202").site.name == "Roma"
+
+
+def test_a_duplicate_number_is_refused_and_changes_nothing(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi")
+    before = list(Device.objects.values_list("username", "ha1_md5", "ha1_sha256"))
+
+    with pytest.raises(CommandError, match="201 already exists"):
+        run("add", "201", "--name", "Someone Else")
+
+    assert list(Device.objects.values_list("username", "ha1_md5", "ha1_sha256")) == before
+    assert Extension.objects.get(number="201").display_name == "Mario Rossi"
+
+
+@pytest.mark.parametrize("number", ["0123", "12a", "1", "1234567"])
+def test_a_bad_number_gets_a_clear_error(company: Company, number: str) -> None:
+    with pytest.raises(CommandError, match="short number has 2 to 6 digits"):
+        run("add", number, "--name", "Nobody")
+
+    assert not Extension.objects.exists()
+    assert not Device.objects.exists()
+
+
+def test_list_shows_numbers_names_sites_and_usernames(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi", "--site", "Milano")
+    run("add", "204", "--name", "Anna Neri")
+
+    lines = run("list").splitlines()
+
+    assert len(lines) == 2
+    assert lines[0].split()[:3] == ["201", "Mario", "Rossi"]
+    assert "Milano" in lines[0] and lines[0].endswith("201")
+    assert lines[1].startswith("204") and lines[1].endswith("204")
+
+
+def test_remove_deletes_the_extension_and_its_devices(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi")
+
+    assert "removed" in run("remove", "201")
+
+    assert not Extension.objects.exists()
+    assert not Device.objects.exists()
+
+
+def test_removing_an_unknown_extension_is_an_error(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi")
+
+    with pytest.raises(CommandError, match="999 does not exist"):
+        run("remove", "999")
+
+    assert Extension.objects.count() == 1
+
+
+def test_an_unknown_company_is_an_error(company: Company) -> None:
+    with pytest.raises(CommandError, match="No company named"):
+        run("--company", "Nope", "list")
