@@ -118,6 +118,12 @@ class Registrar:
                 del self._bindings[username]
         return live
 
+    def bind(self, username: str, contact: SipUri, source: Addr, transport: str, now: float,
+             expires: int = 3600) -> None:
+        """Add a contact without a REGISTER: a phone at a fixed address (static binding)."""
+        self._bindings.setdefault(username, []).append(
+            Binding(username, contact, source, transport, now + expires, "static", 0))
+
     def remove_user(self, username: str) -> None:
         self._bindings.pop(username, None)
 

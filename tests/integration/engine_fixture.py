@@ -66,6 +66,17 @@ class Pbx:
         self.run(self.engine.trunks.load())
         return trunk
 
+    def bind(self, username: str, address: str, transport: str = "udp") -> None:
+        """Make `username` reachable at host:port without a REGISTER (a SIPp UAS callee)."""
+        host, port = address.rsplit(":", 1)
+
+        async def bind() -> None:
+            from pbx.sip.uri import SipUri
+
+            self.engine.registrar.bind(username, SipUri.parse(f"sip:{username}@{address}"),
+                                       (host, int(port)), transport, self.engine.stack.now())
+        self.run(bind())
+
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return self.thread.run(coro, timeout)
 
@@ -93,6 +104,17 @@ class EngineThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="engine", daemon=True)
         self.thread.start()
+
+    def bind(self, username: str, address: str, transport: str = "udp") -> None:
+        """Make `username` reachable at host:port without a REGISTER (a SIPp UAS callee)."""
+        host, port = address.rsplit(":", 1)
+
+        async def bind() -> None:
+            from pbx.sip.uri import SipUri
+
+            self.engine.registrar.bind(username, SipUri.parse(f"sip:{username}@{address}"),
+                                       (host, int(port)), transport, self.engine.stack.now())
+        self.run(bind())
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -28,7 +28,7 @@ SIPP_INVITE = (
     b"Max-Forwards: 70\r\n"
     b"Subject: Performance Test\r\n"
     b"Content-Type: application/sdp\r\n"
-    b"Content-Length: 129\r\n\r\n" + SDP
+    b"Content-Length: %d\r\n\r\n" % len(SDP) + SDP
 )
 
 # Shaped like baresip registers.
@@ -56,7 +56,7 @@ OK_200 = (
     b"CSeq: 1 INVITE\r\n"
     b"Contact: <sip:192.168.1.10:5060;transport=UDP>\r\n"
     b"Content-Type: application/sdp\r\n"
-    b"Content-Length: 129\r\n\r\n" + SDP
+    b"Content-Length: %d\r\n\r\n" % len(SDP) + SDP
 )
 
 
@@ -136,10 +136,10 @@ def test_it_rejects_a_body_shorter_than_content_length():
 
 
 def test_it_takes_the_rest_of_a_datagram_as_body_without_content_length():
-    req = parse_message(_with(SIPP_INVITE, b"Content-Length: 129\r\n", b""))
+    req = parse_message(_with(SIPP_INVITE, b"Content-Length: 135\r\n", b""))
 
     assert req.body == SDP
-    assert bytes(req).count(b"Content-Length: 129\r\n") == 1
+    assert bytes(req).count(b"Content-Length: 135\r\n") == 1
 
 
 def test_it_answers_505_to_another_sip_version_with_a_partial_request():
@@ -161,9 +161,9 @@ def test_it_answers_505_to_another_sip_version_with_a_partial_request():
         (b"Call-ID: 1-4012@192.168.1.20\r\n", b"", "Call-ID"),
         (b"Via: SIP/2.0/UDP 192.168.1.20:5061", b"Via: SIP/2.0/UDP 192.168.1.20:x", "Via"),
         (b"From: sipp <", b"From: sipp, jr <", "From"),
-        (b"To: service <sip:", b"To: service <sop:", "To"),
-        (b"Content-Length: 129", b"Content-Length: -1", "Content-Length"),
-        (b"Content-Length: 129", b"Content-Length: 12a", "Content-Length"),
+        (b"To: service <sip:", b'To: "service <sip:', "To"),
+        (b"Content-Length: 135", b"Content-Length: -1", "Content-Length"),
+        (b"Content-Length: 135", b"Content-Length: 12a", "Content-Length"),
         (b"Max-Forwards: 70", b"Max-Forwards 70", "header line"),
         (b"INVITE sip:service@", b"INVITE  sip:service@", "request line"),
         (b"Subject: Performance Test", b"Call-ID: other", "Call-ID"),
@@ -209,15 +209,13 @@ def test_make_response_copies_the_transaction_headers_and_adds_a_to_tag():
     assert [name for name, _ in resp.headers.items()] == ["Via", "From", "To", "Call-ID", "CSeq", "Contact"]
     assert resp.to_addr.tag == "abc"
     assert resp.from_addr.tag == "4012SIPpTag001"
-    assert parse_message(bytes(resp)) == resp
+    assert bytes(parse_message(bytes(resp))) == bytes(resp)
 
 
 def test_make_response_keeps_an_existing_to_tag():
-    resp = make_response(parse_message(OK_200.replace(b"SIP/2.0 200 OK", b"SIP/2.0 200 OK")), 200)
     req = parse_message(_with(BARESIP_REGISTER, b"To: <sip:101@192.168.1.10>", b"To: <sip:1@x>;tag=old"))
 
     assert make_response(req, 200, to_tag="new").to_addr.tag == "old"
-    assert resp.status == 200
 
 
 def test_make_response_copies_timestamp_only_on_100():
@@ -255,9 +253,9 @@ def test_the_framer_waits_for_the_whole_body():
 @pytest.mark.parametrize(
     "wire",
     [
-        _with(SIPP_INVITE, b"Content-Length: 129\r\n", b""),
-        _with(SIPP_INVITE, b"Content-Length: 129", b"Content-Length: x"),
-        _with(SIPP_INVITE, b"Max-Forwards: 70", b"l: 129"),
+        _with(SIPP_INVITE, b"Content-Length: 135\r\n", b""),
+        _with(SIPP_INVITE, b"Content-Length: 135", b"Content-Length: x"),
+        _with(SIPP_INVITE, b"Max-Forwards: 70", b"l: 135"),
     ],
 )
 def test_the_framer_rejects_a_missing_or_bad_content_length(wire):
@@ -321,13 +319,17 @@ def test_check_request_lets_options_with_max_forwards_zero_through():
     assert check_request(parse_message(_with(options, b"Max-Forwards: 70", b"Max-Forwards: 0"))) is None
 
 
-def test_check_request_accepts_multipart_bodies_that_carry_sdp():
-    body = b"--b1\r\nContent-Type: application/sdp\r\n\r\n" + SDP + b"\r\n--b1--\r\n"
-    wire = _with(SIPP_INVITE, b"Content-Type: application/sdp", b'Content-Type: multipart/mixed;boundary="b1"')
-    wire = wire.split(b"Content-Length")[0] + b"Content-Length: %d\r\n\r\n" % len(body) + body
+def _multipart_invite(part_type: bytes) -> bytes:
+    body = b"--b1\r\nContent-Type: " + part_type + b"\r\n\r\n" + SDP + b"\r\n--b1--\r\n"
+    head = SIPP_INVITE.split(b"Content-Type")[0]
+    return head + b'Content-Type: multipart/mixed;boundary="b1"\r\nContent-Length: %d\r\n\r\n' % len(
+        body
+    ) + body
 
-    assert check_request(parse_message(wire)) is None
-    assert check_request(parse_message(wire.replace(b"application/sdp", b"text/plain"))).status == 415
+
+def test_check_request_accepts_multipart_bodies_that_carry_sdp():
+    assert check_request(parse_message(_multipart_invite(b"application/sdp"))) is None
+    assert check_request(parse_message(_multipart_invite(b"text/plain"))).status == 415
 
 
 def test_check_request_allows_a_wildcard_contact_only_to_unregister():

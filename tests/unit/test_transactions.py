@@ -502,9 +502,9 @@ def test_invite_200_ack_and_bye_complete_although_every_first_copy_is_lost() -> 
                     deliver(uas.send_response(answer(req, 200), now), uas, now)
             else:
                 seen_by_uac.append(out)
-                if isinstance(out, ResponseReceived) and str(out.response.cseq) == "1 INVITE":
-                    if out.response.status == 200:
-                        deliver(uac.send_ack(ack_for_2xx(invite), UAS, now), uac, now)
+                answered = isinstance(out, ResponseReceived) and out.response.status == 200
+                if answered and out.key.method == "INVITE":
+                    deliver(uac.send_ack(ack_for_2xx(invite), UAS, now), uac, now)
 
     _, outputs = uac.send_request(invite, UAS, 0.0)
     deliver(outputs, uac, 0.0)
