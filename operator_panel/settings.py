@@ -163,6 +163,11 @@ CENTRALINO_NO_ANSWER_TIMEOUT = envint("CENTRALINO_NO_ANSWER_TIMEOUT", "30")
 CENTRALINO_AUTH_FAIL_LIMIT = envint("CENTRALINO_AUTH_FAIL_LIMIT", "20")
 CENTRALINO_AUTH_FAIL_WINDOW = envint("CENTRALINO_AUTH_FAIL_WINDOW", "60")
 CENTRALINO_AUTH_BLOCK_SECONDS = envint("CENTRALINO_AUTH_BLOCK_SECONDS", "300")
+# Digest algorithms offered to phones, preferred first (RFC 8760). "SHA-256,MD5" for phones
+# that handle both; MD5 alone by default since some (baresip 1.0) fail on a SHA-256 challenge.
+CENTRALINO_DIGEST_ALGORITHMS = tuple(
+    a.strip().upper() for a in os.getenv("CENTRALINO_DIGEST_ALGORITHMS", "MD5").split(",") if a.strip()
+)
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 
 LOGGING = {

@@ -30,8 +30,12 @@ def engine_state() -> dict[str, Any]:
             result = engine_status.apply_async(queue=worker.telephony_queue())
             status = result.get(timeout=ENGINE_QUERY_TIMEOUT)
         except Exception as error:
-            return {"mode": "worker", "node": settings.CENTRALINO_NODE, "running": False,
-                    "error": str(error) or type(error).__name__}
+            return {
+                "mode": "worker",
+                "node": settings.CENTRALINO_NODE,
+                "running": False,
+                "error": str(error) or type(error).__name__,
+            }
         return {"mode": "worker", **status}
     return {"mode": settings.CENTRALINO_ENGINE, "running": False}
 

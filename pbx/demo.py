@@ -93,10 +93,7 @@ class SeedResult:
 
 def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
     """Create whatever part of the demo is missing and report the logins to print."""
-    if (
-        not Company.objects.filter(name=COMPANY_NAME).exists()
-        and Company.objects.exists()
-    ):
+    if not Company.objects.filter(name=COMPANY_NAME).exists() and Company.objects.exists():
         return SeedResult(False, reason="the database already holds other companies")
     credentials = credentials or load_credentials()
     result = SeedResult(True)

@@ -181,13 +181,17 @@ def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
     if telephony_queue() not in queues:
         log.warning(
             "This worker consumes %s but CENTRALINO_NODE is %r: commands for this node go to %s.",
-            ", ".join(queues), settings.CENTRALINO_NODE, telephony_queue(),
+            ", ".join(queues),
+            settings.CENTRALINO_NODE,
+            telephony_queue(),
         )
     _host = EngineThread(build_engine)
     engine = _host.start()
     log.info(
         "Telephony engine of node %s: SIP udp+tcp %s:%s",
-        settings.CENTRALINO_NODE, settings.CENTRALINO_BIND, engine.sip_port,
+        settings.CENTRALINO_NODE,
+        settings.CENTRALINO_BIND,
+        engine.sip_port,
     )
 
 

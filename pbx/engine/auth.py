@@ -64,7 +64,7 @@ class Authenticator:
         directory: Directory,
         *,
         nonce_lifetime: float = 300,
-        algorithms: tuple[str, ...] = ("MD5", "SHA-256"),
+        algorithms: tuple[str, ...] = ("MD5",),
         tracker: FailureTracker | None = None,
     ) -> None:
         self.realm = realm

@@ -43,7 +43,9 @@ class EngineConfig:
     auth_fail_limit: int = 20
     auth_fail_window: float = 60
     auth_block_seconds: float = 300
-    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    # Offered in this order. SHA-256 is off by default: baresip 1.0 (libre) gives up on a
+    # REGISTER when any challenge has an algorithm it does not know, instead of skipping it.
+    digest_algorithms: tuple[str, ...] = ("MD5",)
     moh_path: str | None = None
 
 

@@ -245,12 +245,12 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
         if items[0]:
             raise SipParseError(f"unexpected text in {what}")
         for item in items[1:]:
-            name, eq, value = item.partition("=")
+            name, eq, raw = item.partition("=")
             if not _TOKEN_RE.fullmatch(name):
                 raise SipParseError(f"bad parameter in {what}")
-            if eq and not _GEN_VALUE_RE.fullmatch(value):
+            if eq and not _GEN_VALUE_RE.fullmatch(raw):
                 raise SipParseError(f"bad parameter value in {what}")
-            params[name.lower()] = value if eq else None
+            params[name.lower()] = raw if eq else None
         return params
     i, n = 0, len(text)
     while True:
@@ -269,7 +269,7 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
         name, i = m.group().lower(), m.end()
         while i < n and text[i] in _WS:
             i += 1
-        value = None
+        value: str | None = None
         if i < n and text[i] == "=":
             i += 1
             while i < n and text[i] in _WS:

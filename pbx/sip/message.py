@@ -385,7 +385,7 @@ def _check_core(message: Request | Response) -> None:
         if counts.get(key, 0) > 1:
             raise SipParseError(f"more than one {header_key(key)[1]} header")
     call_id = message.call_id
-    if not call_id or any(ch.isspace() for ch in call_id):
+    if not call_id or call_id.split(None, 1)[0] != call_id:
         raise SipParseError("bad Call-ID")
     cseq = message.cseq
     if isinstance(message, Request) and cseq.method != message.method:
@@ -397,7 +397,7 @@ def _check_core(message: Request | Response) -> None:
             message._cached("via", part, Via.parse)
     for name in ("From", "To"):
         try:
-            message._cached("addr", headers.get(name), NameAddr.parse)
+            message._cached("addr", headers.get(name) or "", NameAddr.parse)
         except SipParseError as exc:
             raise SipParseError(f"bad {name}: {exc.reason}") from None
 

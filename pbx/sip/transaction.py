@@ -40,6 +40,7 @@ from pbx.sip.transaction_server import (
 __all__ = [
     "AckTimeout",
     "IllegalTransition",
+    "Output",
     "RequestReceived",
     "ResponseReceived",
     "SendMessage",

@@ -217,7 +217,7 @@ class InviteClientTransaction(Transaction):
     def on_timer(self, timer: Timer, now: float) -> list[Action]:
         if timer is Timer.A and self.state is S.CALLING:
             # Timer A doubles without a cap (RFC 3261 17.1.1.2).
-            self.interval = min(2 * self.interval, self.config.t2)
+            self.interval *= 2
             self.arm(Timer.A, now + self.interval)
             return [Transmit(self.request, self.addr)]
         if timer in (Timer.B, Timer.CANCEL_WAIT):

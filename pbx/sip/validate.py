@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 
 from pbx.sip.errors import SipParseError
 from pbx.sip.headers import CSeq, NameAddr, Via, parse_params
@@ -200,10 +201,8 @@ def _part_types(body: bytes, boundary: str | None) -> list[str]:
         for line in head.split(b"\r\n"):
             name, colon, value = line.partition(b":")
             if colon and name.strip().lower() in (b"content-type", b"c"):
-                try:
+                with suppress(SipParseError):  # a broken part header just doesn't count
                     kinds.append(media_type(value.decode("utf-8", "replace"))[0])
-                except SipParseError:
-                    pass
     return kinds
 
 
@@ -215,5 +214,8 @@ def _check_accept(req: Request, to_tag: str | None) -> Response | None:
         return None
     # Our answer must be SDP; an INVITE that refuses SDP cannot be answered (RFC 4475 3.3.15).
     return make_response(
-        req, 406, to_tag=to_tag, headers=[("Warning", '399 - "Accept does not allow application/sdp"')]
+        req,
+        406,
+        to_tag=to_tag,
+        headers=[("Warning", '399 - "Accept does not allow application/sdp"')],
     )

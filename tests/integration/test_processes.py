@@ -89,8 +89,11 @@ def wait_until(check, process: subprocess.Popen, log: Path, what: str) -> None:
 
 def base_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a child process: no inherited switches, its own var dir and ports."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CENTRALINO_") and k not in {"DATABASE_URL", "REDIS_URL"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CENTRALINO_") and k not in {"DATABASE_URL", "REDIS_URL"}
+    }
     rtp = free_port_range(20)
     env.update(
         DJANGO_SETTINGS_MODULE="operator_panel.settings",
@@ -104,8 +107,14 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def stop(process: subprocess.Popen, sig: int, timeout: float) -> int | None:
@@ -129,8 +138,13 @@ def test_serve_answers_http_and_sip_and_stops_cleanly_on_sigint(tmp_path: Path) 
     manage(env, "migrate", "--noinput")
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until(lambda: http_get(http_port, "/")[0] == 200, process, log, "serve (HTTP)")
         wait_until(lambda: sip_options(sip_port) is not None, process, log, "serve (SIP)")
@@ -156,8 +170,13 @@ def test_serve_without_the_engine_serves_the_web_only(tmp_path: Path) -> None:
     manage(env, "migrate", "--noinput")
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "manage.py", "serve"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until(lambda: http_get(http_port, "/")[0] == 200, process, log, "serve (HTTP)")
         assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.3) is None
@@ -230,17 +249,31 @@ def telephony_worker(
     manage(env, "migrate", "--noinput")
     log = tmp_path / "worker.log"
     command = [
-        sys.executable, "-m", "celery", "-A", "operator_panel", "worker",
-        "-Q", f"telephony.{node}", "--pool", "solo", "-n", f"{node}@%h",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "operator_panel",
+        "worker",
+        "-Q",
+        f"telephony.{node}",
+        "--pool",
+        "solo",
+        "-n",
+        f"{node}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "INFO",
     ]
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     worker = TelephonyWorker(node, int(env["CENTRALINO_SIP_PORT"]), env, process, log)
     try:
-        wait_until(lambda: sip_options(worker.sip_port) is not None, process, log,
-                   "telephony worker (SIP)")
+        wait_until(
+            lambda: sip_options(worker.sip_port) is not None, process, log, "telephony worker (SIP)"
+        )
         yield worker
     finally:
         if process.poll() is None:
@@ -271,10 +304,29 @@ def test_an_ordinary_worker_does_not_start_an_engine(
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "operator_panel", "worker", "-Q", queue,
-             "--pool", "solo", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "operator_panel",
+                "worker",
+                "-Q",
+                queue,
+                "--pool",
+                "solo",
+                "-n",
+                f"{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until(lambda: "ready." in log.read_text(), process, log, "ordinary worker")

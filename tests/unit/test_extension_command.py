@@ -36,8 +36,9 @@ def test_add_prints_the_username_and_a_long_random_secret(company: Company) -> N
 
 
 def test_add_uses_the_given_secret_and_site(company: Company) -> None:
-    output = run("add", "202", "--name", "Giulia Bianchi", "--secret", "s3cret-s3cret-42",
-                 "--site", "Roma")
+    output = run(
+        "add", "202", "--name", "Giulia Bianchi", "--secret", "s3cret-s3cret-42", "--site", "Roma"
+    )
 
     assert secret_in(output) == "s3cret-s3cret-42"
     assert Extension.objects.get(number="202").site.name == "Roma"

@@ -31,14 +31,17 @@ def seed_demo() -> str:
 def snapshot() -> dict[str, list[Any]]:
     return {
         "companies": list(Company.objects.values_list("id", "name", "time_zone")),
-        "extensions": list(Extension.objects.values_list("id", "number", "display_name",
-                                                         "site__name")),
+        "extensions": list(
+            Extension.objects.values_list("id", "number", "display_name", "site__name")
+        ),
         "devices": list(Device.objects.values_list("id", "username", "ha1_md5", "ha1_sha256")),
-        "trunks": list(Trunk.objects.values_list("id", "name", "host", "port", "transport",
-                                                 "register")),
+        "trunks": list(
+            Trunk.objects.values_list("id", "name", "host", "port", "transport", "register")
+        ),
         "dids": list(Did.objects.values_list("id", "number", "extension__number")),
-        "users": list(User.objects.values_list("id", "username", "password", "is_superuser",
-                                               "groups__name")),
+        "users": list(
+            User.objects.values_list("id", "username", "password", "is_superuser", "groups__name")
+        ),
     }
 
 
@@ -54,18 +57,32 @@ def test_it_seeds_the_demo_company() -> None:
     assert (company.name, company.time_zone) == ("Demo S.r.l.", "Europe/Rome")
     assert sorted(company.sites.values_list("name", flat=True)) == ["Milano", "Roma"]
     assert list(company.extensions.values_list("number", "display_name")) == [
-        ("200", "Centralino"), ("201", "Mario Rossi"), ("202", "Giulia Bianchi"),
-        ("203", "Luca Verdi"), ("204", "Anna Neri"), ("205", "Paolo Russo"),
+        ("200", "Centralino"),
+        ("201", "Mario Rossi"),
+        ("202", "Giulia Bianchi"),
+        ("203", "Luca Verdi"),
+        ("204", "Anna Neri"),
+        ("205", "Paolo Russo"),
     ]
     assert sorted(Device.objects.values_list("username", flat=True)) == [
-        "200", "201", "202", "203", "204", "205",
+        "200",
+        "201",
+        "202",
+        "203",
+        "204",
+        "205",
     ]
     trunk = Trunk.objects.get()
     assert (trunk.name, trunk.host, trunk.port, trunk.transport, trunk.register) == (
-        "Carrier demo", "127.0.0.1", 5070, "udp", False,
+        "Carrier demo",
+        "127.0.0.1",
+        5070,
+        "udp",
+        False,
     )
     assert sorted(Did.objects.values_list("number", "extension__number")) == [
-        ("0212345678", "200"), ("0298765432", "201"),
+        ("0212345678", "200"),
+        ("0298765432", "201"),
     ]
 
 
@@ -74,8 +91,9 @@ def test_it_creates_admin_alice_and_bob_with_the_printed_passwords() -> None:
     output = seed_demo()
 
     for username in ("admin", "alice", "bob"):
-        password = next(line.split()[1] for line in output.splitlines()
-                        if line.split()[:1] == [username])
+        password = next(
+            line.split()[1] for line in output.splitlines() if line.split()[:1] == [username]
+        )
         assert User.objects.get(username=username).check_password(password)
     assert User.objects.get(username="admin").is_superuser
     assert User.objects.filter(username="alice", groups__name=demo.OPERATORS_GROUP).exists()
@@ -121,7 +139,9 @@ def test_a_password_changed_after_seeding_is_kept_and_not_printed() -> None:
 
     admin.refresh_from_db()
     assert admin.check_password("my own password")
-    assert demo.CHANGED in next(line for line in output.splitlines() if line.split()[:1] == ["admin"])
+    assert demo.CHANGED in next(
+        line for line in output.splitlines() if line.split()[:1] == ["admin"]
+    )
 
 
 @pytest.mark.django_db

@@ -32,8 +32,13 @@ def settings_with(**env: str) -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     clean.pop("CENTRALINO_ENGINE", None)
     done = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env={**clean, **env},
-        capture_output=True, text=True, timeout=60, check=True,
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(done.stdout)
 

@@ -20,7 +20,9 @@ def test_it_finds_headers_by_any_case_and_by_compact_form():
 
 
 def test_it_writes_canonical_names_and_keeps_unknown_names_as_received():
-    headers = Headers([("i", "x"), ("cseq", "1 INVITE"), ("www-authenticate", "Digest"), ("X-Foo", "1")])
+    headers = Headers(
+        [("i", "x"), ("cseq", "1 INVITE"), ("www-authenticate", "Digest"), ("X-Foo", "1")]
+    )
 
     assert [name for name, _ in headers.items()] == ["Call-ID", "CSeq", "WWW-Authenticate", "X-Foo"]
 
@@ -189,7 +191,15 @@ def test_it_parses_cseq_with_leading_zeros_and_folded_space():
 
 
 @pytest.mark.parametrize(
-    "text", ["36893488147419103232 REGISTER", "2147483648 INVITE", "1", "-1 INVITE", "1 IN VITE", "x INVITE"]
+    "text",
+    [
+        "36893488147419103232 REGISTER",
+        "2147483648 INVITE",
+        "1",
+        "-1 INVITE",
+        "1 IN VITE",
+        "x INVITE",
+    ],
 )
 def test_it_rejects_a_malformed_cseq(text):
     with pytest.raises(SipParseError):

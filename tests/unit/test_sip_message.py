@@ -179,7 +179,9 @@ def test_it_rejects_a_bad_request_with_400_saying_what_is_wrong(old, new, words)
     assert make_response(info.value.partial, 400).status == 400
 
 
-@pytest.mark.parametrize("line", [b"SIP/2.0 099 Early", b"SIP/2.0 700 Late", b"SIP/2.0 20 OK", b"SIP/2.0"])
+@pytest.mark.parametrize(
+    "line", [b"SIP/2.0 099 Early", b"SIP/2.0 700 Late", b"SIP/2.0 20 OK", b"SIP/2.0"]
+)
 def test_it_rejects_a_status_line_with_a_bad_code(line):
     with pytest.raises(SipParseError) as info:
         parse_message(_with(OK_200, b"SIP/2.0 200 OK", line))
@@ -206,14 +208,23 @@ def test_make_response_copies_the_transaction_headers_and_adds_a_to_tag():
     resp = make_response(req, 180, to_tag="abc", headers=[("Contact", "<sip:pbx@192.168.1.10>")])
 
     assert (resp.status, resp.reason) == (180, "Ringing")
-    assert [name for name, _ in resp.headers.items()] == ["Via", "From", "To", "Call-ID", "CSeq", "Contact"]
+    assert [name for name, _ in resp.headers.items()] == [
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+    ]
     assert resp.to_addr.tag == "abc"
     assert resp.from_addr.tag == "4012SIPpTag001"
     assert bytes(parse_message(bytes(resp))) == bytes(resp)
 
 
 def test_make_response_keeps_an_existing_to_tag():
-    req = parse_message(_with(BARESIP_REGISTER, b"To: <sip:101@192.168.1.10>", b"To: <sip:1@x>;tag=old"))
+    req = parse_message(
+        _with(BARESIP_REGISTER, b"To: <sip:101@192.168.1.10>", b"To: <sip:1@x>;tag=old")
+    )
 
     assert make_response(req, 200, to_tag="new").to_addr.tag == "old"
 
@@ -316,15 +327,20 @@ def test_check_request_lets_options_with_max_forwards_zero_through():
     options = _with(BARESIP_REGISTER, b"REGISTER sip:192.168.1.10", b"OPTIONS sip:192.168.1.10")
     options = _with(options, b"48213 REGISTER", b"48213 OPTIONS")
 
-    assert check_request(parse_message(_with(options, b"Max-Forwards: 70", b"Max-Forwards: 0"))) is None
+    assert (
+        check_request(parse_message(_with(options, b"Max-Forwards: 70", b"Max-Forwards: 0")))
+        is None
+    )
 
 
 def _multipart_invite(part_type: bytes) -> bytes:
     body = b"--b1\r\nContent-Type: " + part_type + b"\r\n\r\n" + SDP + b"\r\n--b1--\r\n"
     head = SIPP_INVITE.split(b"Content-Type")[0]
-    return head + b'Content-Type: multipart/mixed;boundary="b1"\r\nContent-Length: %d\r\n\r\n' % len(
-        body
-    ) + body
+    return (
+        head
+        + b'Content-Type: multipart/mixed;boundary="b1"\r\nContent-Length: %d\r\n\r\n' % len(body)
+        + body
+    )
 
 
 def test_check_request_accepts_multipart_bodies_that_carry_sdp():
@@ -333,7 +349,13 @@ def test_check_request_accepts_multipart_bodies_that_carry_sdp():
 
 
 def test_check_request_allows_a_wildcard_contact_only_to_unregister():
-    unregister = _with(BARESIP_REGISTER, b"Contact: <sip:101-0x55d5c5f0e8a0@192.168.1.30:44120>;expires=3600", b"Contact: *")
+    unregister = _with(
+        BARESIP_REGISTER,
+        b"Contact: <sip:101-0x55d5c5f0e8a0@192.168.1.30:44120>;expires=3600",
+        b"Contact: *",
+    )
 
     assert check_request(parse_message(unregister)).status == 400
-    assert check_request(parse_message(_with(unregister, b"Max-Forwards: 70", b"Expires: 0"))) is None
+    assert (
+        check_request(parse_message(_with(unregister, b"Max-Forwards: 70", b"Expires: 0"))) is None
+    )

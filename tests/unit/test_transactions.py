@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx.sip.ids import new_branch, new_tag
+from pbx.sip.headers import Headers
+from pbx.sip.ids import new_branch, new_call_id, new_tag
 from pbx.sip.message import Request, Response, make_response, parse_message
 from pbx.sip.transaction import (
     AckTimeout,
@@ -15,11 +16,13 @@ from pbx.sip.transaction import (
     ResponseReceived,
     SendMessage,
     StrayResponse,
+    TimerConfig,
     TransactionLayer,
     TransactionTimeout,
     TxnState,
     make_cancel,
 )
+from pbx.sip.transaction_server import NonInviteServerTransaction
 
 RFC4475 = Path(__file__).parent.parent / "testdata" / "rfc4475"
 UAC = ("192.0.2.10", 5060)
@@ -547,3 +550,28 @@ def test_hundreds_of_finished_transactions_leave_nothing_behind() -> None:
     server.handle_timers(1000.0)
     assert client.active_count() == server.active_count() == 0
     assert client.next_timer() is None and server.next_timer() is None
+
+
+def test_an_ack_matching_no_transaction_goes_to_the_tu_without_a_key() -> None:
+    layer = TransactionLayer()
+    ack = request("ACK", to_tag="b1")
+    assert layer.receive(ack, UAC, 0.0) == [RequestReceived(ack, UAC, None)]
+    assert layer.active_count() == 0
+
+
+def test_a_message_without_the_core_headers_is_dropped_not_raised() -> None:
+    layer = TransactionLayer()
+    assert layer.receive(Request("OPTIONS", "sip:bob@example.com", Headers()), UAC, 0.0) == []
+    assert layer.receive(Response(200, "OK", Headers()), UAS, 0.0) == []
+
+
+def test_a_transition_outside_the_table_raises() -> None:
+    txn = NonInviteServerTransaction(request("BYE"), UAC, False, TimerConfig())
+    with pytest.raises(IllegalTransition):
+        txn.move(TxnState.CONFIRMED)
+
+
+def test_ids_are_fresh_and_branches_carry_the_magic_cookie() -> None:
+    assert new_branch().startswith("z9hG4bK") and new_branch() != new_branch()
+    assert new_tag() != new_tag() and len(new_tag()) >= 8
+    assert new_call_id("192.0.2.1").endswith("@192.0.2.1") and "@" not in new_call_id()

@@ -33,11 +33,14 @@ class Command(BaseCommand):
             "--bind", default=None, help="Address to listen on (default: CENTRALINO_BIND)."
         )
         parser.add_argument(
-            "--http-port", type=int, default=None,
+            "--http-port",
+            type=int,
+            default=None,
             help="Web port (default: CENTRALINO_HTTP_PORT).",
         )
         parser.add_argument(
-            "--no-engine", action="store_true",
+            "--no-engine",
+            action="store_true",
             help="Serve the web only (as CENTRALINO_ENGINE=off does).",
         )
 
@@ -55,7 +58,9 @@ class Command(BaseCommand):
             # Daphne's own (it adds it inside run()), so the engine stops first.
             reactor.addSystemEventTrigger("before", "shutdown", self._stop_engine)
         else:
-            self.stdout.write("SIP off (CENTRALINO_ENGINE=off: the engine runs on a telephony worker)")
+            self.stdout.write(
+                "SIP off (CENTRALINO_ENGINE=off: the engine runs on a telephony worker)"
+            )
 
         server = daphne.server.Server(
             application=application,

@@ -1,0 +1,100 @@
+"""A2/A3/A5 with baresip: real softphones registered to the engine, audio checked by frequency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import numpy as np
+import pytest
+
+from pbx.media.tone import band_energy_ratio, dominant_frequency, rms
+from tests.integration.engine_fixture import Pbx
+from tests.integration.peers.baresip import Baresip, baresip_binary
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(baresip_binary() is None, reason="baresip (baresip-core) is not installed"),
+]
+
+
+@pytest.fixture
+def phones(pbx: Pbx) -> Iterator[dict[str, Baresip]]:
+    """Phones 201 (440 Hz), 202 (1000 Hz) and 203 (700 Hz), registered, answering by themselves."""
+    tones = {"201": 440.0, "202": 1000.0, "203": 700.0}
+    with ExitStack() as stack:
+        phones = {
+            number: stack.enter_context(Baresip(number, password=pbx.secrets[number],
+                                                registrar=pbx.address, tone_hz=hz))
+            for number, hz in tones.items()
+        }
+        for phone in phones.values():
+            phone.wait_registered()
+        yield phones
+
+
+def _heard(phone: Baresip, seconds: float = 1.0) -> np.ndarray:
+    """The last `seconds` of what a phone heard, after its call ended."""
+    audio = phone.received_audio()
+    return audio[-int(seconds * 8000) - 4000:-4000] if len(audio) > 16000 else audio
+
+
+def _assert_tone(samples: np.ndarray, hz: float) -> None:
+    assert len(samples) >= 4000, "no audio arrived"
+    assert rms(samples) > 500, f"silence (rms {rms(samples):.0f})"
+    assert abs(dominant_frequency(samples, 8000) - hz) < 5
+
+
+def test_two_phones_talk_through_the_pbx_in_both_directions(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+    caller, callee = phones["201"], phones["202"]
+    caller.dial(f"sip:202@{pbx.address}")
+    callee.wait_established()
+    caller.wait_established()
+    time.sleep(2.5)
+    caller.hangup()
+    callee.wait_closed()
+    caller.wait_closed()
+    _assert_tone(_heard(callee), 440)
+    _assert_tone(_heard(caller), 1000)
+    record = next(iter(pbx.recorder.records.values()))
+    assert record["disposition"] == "answered"
+
+
+def test_the_held_party_hears_music_and_then_the_other_party_again(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+    caller, callee = phones["201"], phones["202"]
+    caller.dial(f"sip:202@{pbx.address}")
+    callee.wait_established()
+    caller.wait_established()
+    time.sleep(1.0)
+    caller.hold()
+    time.sleep(2.5)
+    heard_on_hold = callee.received_audio_so_far() if hasattr(callee, "received_audio_so_far") else None
+    caller.resume()
+    time.sleep(2.0)
+    caller.hangup()
+    callee.wait_closed()
+    audio = callee.received_audio()
+    del heard_on_hold
+    # The callee's recording: ~1 s of 440 Hz, ~2.5 s of music (300-600 Hz, not 440), then 440 Hz.
+    on_hold = audio[int(1.8 * 8000):int(3.2 * 8000)]
+    assert rms(on_hold) > 300, "the held party heard silence"
+    assert band_energy_ratio(on_hold, 8000, 300, 600) > 0.8
+    assert abs(dominant_frequency(on_hold, 8000) - 440) > 10, "still hearing the caller, not music"
+    _assert_tone(_heard(callee), 440)
+
+
+def test_a_blind_transfer_from_the_phone_connects_the_other_party(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+    caller, operator, target = phones["201"], phones["202"], phones["203"]
+    caller.dial(f"sip:202@{pbx.address}")
+    operator.wait_established()
+    caller.wait_established()
+    time.sleep(0.5)
+    operator.transfer(f"sip:203@{pbx.address}")
+    target.wait_established()
+    operator.wait_closed()
+    time.sleep(2.5)
+    caller.hangup()
+    target.wait_closed()
+    _assert_tone(_heard(target), 440)
+    _assert_tone(_heard(caller, 1.0), 700)
