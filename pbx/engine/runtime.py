@@ -81,6 +81,9 @@ class Engine:
         return self.stack.port
 
     async def start(self) -> None:
+        recover = getattr(self.recorder, "recover", None)
+        if recover is not None:  # close the call records a crash left open
+            await recover()
         await self.stack.start(self.config.bind, self.config.sip_port)
         self.running = True
         await self.trunks.load()

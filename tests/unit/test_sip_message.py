@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pbx.sip.errors import SipParseError
@@ -359,3 +361,24 @@ def test_check_request_allows_a_wildcard_contact_only_to_unregister():
     assert (
         check_request(parse_message(_with(unregister, b"Max-Forwards: 70", b"Expires: 0"))) is None
     )
+
+
+def test_it_raises_only_sip_parse_error_on_mangled_input():
+    rnd = random.Random(4475)
+    alphabet = b' \t\r\n:;,<>"\\%@=?/[]*09aSIP\x00\xff'
+    seeds = [SIPP_INVITE, BARESIP_REGISTER, OK_200]
+    for _ in range(3000):
+        data = bytearray(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 4)):
+            pos = rnd.randrange(len(data))
+            if rnd.random() < 0.5:
+                data[pos] = rnd.choice(alphabet)
+            else:
+                del data[pos : pos + rnd.randint(1, 12)]
+        try:
+            message = parse_message(bytes(data))
+        except SipParseError:
+            continue
+        assert bytes(parse_message(bytes(message))) == bytes(message)
+        if isinstance(message, Request):
+            check_request(message)

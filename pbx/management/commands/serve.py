@@ -18,11 +18,14 @@ from typing import Any
 from daphne.endpoints import build_endpoint_description_strings
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from twisted.internet import defer, reactor
+from twisted.internet import defer
+from twisted.internet import reactor as _reactor
 
 from pbx import worker
 
 log = logging.getLogger(__name__)
+# The installed reactor is an AsyncioSelectorReactor; its module-level stub types it narrowly.
+reactor: Any = _reactor
 
 
 class Command(BaseCommand):

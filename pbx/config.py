@@ -1,0 +1,93 @@
+"""The engine's Directory, backed by the database.
+
+It keeps a snapshot of the configuration in memory and checks the ConfigStamp (one indexed
+read) before each registration or call set-up: a change made anywhere (admin, CLI, another
+node) is seen by the next request, with no ORM query per packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, TrunkInfo
+from pbx.models import ConfigStamp, Device, Did, Extension, Trunk
+
+
+@dataclass
+class Snapshot:
+    version: int = -1
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
+    dids: dict[str, DidRoute] = field(default_factory=dict)
+    trunks: list[TrunkInfo] = field(default_factory=list)
+
+
+def load_snapshot(version: int) -> Snapshot:
+    """Read the whole telephony configuration (small: one company's extensions and trunks)."""
+    snap = Snapshot(version)
+    usernames: dict[int, list[str]] = {}
+    for device in Device.objects.select_related("extension").order_by("extension_id", "position", "id"):
+        ext = device.extension
+        snap.devices[device.username] = DeviceInfo(
+            device.username, device.realm, device.ha1_md5, device.ha1_sha256, ext.company_id, ext.number)
+        usernames.setdefault(ext.id, []).append(device.username)
+    for ext in Extension.objects.all():
+        snap.extensions[(ext.company_id, ext.number)] = ExtensionInfo(
+            ext.company_id, ext.number, ext.display_name, tuple(usernames.get(ext.id, ())),
+            ext.do_not_disturb, ext.forward_always, ext.forward_busy, ext.forward_no_answer,
+            ext.no_answer_timeout, ext.ring_mode)
+    for trunk in Trunk.objects.filter(enabled=True).order_by("id"):
+        snap.trunks.append(TrunkInfo(
+            trunk.id, trunk.company_id, trunk.name, trunk.host, trunk.port, trunk.transport,
+            trunk.username, trunk.password, trunk.register, trunk.register_expires,
+            trunk.caller_id, trunk.outbound_prefix))
+    for did in Did.objects.select_related("trunk", "extension").filter(trunk__enabled=True):
+        if did.extension is not None:
+            snap.dids[did.number] = DidRoute(did.number, did.trunk.company_id, did.trunk_id,
+                                             did.target_kind, did.extension.number)
+    return snap
+
+
+def _current(snapshot: Snapshot) -> Snapshot:
+    version = ConfigStamp.current()
+    if version == snapshot.version:
+        return snapshot
+    return load_snapshot(version)
+
+
+class OrmDirectory:
+    """Directory over the Django models; safe to call from the engine's event loop."""
+
+    def __init__(self) -> None:
+        self._snapshot = Snapshot()
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> Snapshot:
+        """The configuration as it is now (one stamp read; a reload only if it moved)."""
+        async with self._lock:
+            self._snapshot = await asyncio.to_thread(_current, self._snapshot)
+            return self._snapshot
+
+    async def device(self, username: str) -> DeviceInfo | None:
+        return (await self.refresh()).devices.get(username)
+
+    async def extension(self, company_id: int, number: str) -> ExtensionInfo | None:
+        return (await self._latest()).extensions.get((company_id, number))
+
+    async def did(self, number: str) -> DidRoute | None:
+        return (await self.refresh()).dids.get(number)
+
+    async def trunks(self) -> list[TrunkInfo]:
+        return list((await self.refresh()).trunks)
+
+    async def outbound_trunk(self, company_id: int) -> TrunkInfo | None:
+        snap = await self._latest()
+        return next((t for t in snap.trunks if t.company_id == company_id), None)
+
+    async def _latest(self) -> Snapshot:
+        # Every call set-up starts with device() or did(), which read the stamp; the extension
+        # and trunk lookups that follow in the same set-up reuse that snapshot.
+        if self._snapshot.version < 0:
+            return await self.refresh()
+        return self._snapshot

@@ -1,0 +1,38 @@
+"""Builds the telephony engine from Django settings, with the database behind it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from pbx.config import OrmDirectory
+from pbx.engine.runtime import Engine, EngineConfig
+from stats.recorder import OrmCallRecorder
+
+
+def engine_config(**overrides: Any) -> EngineConfig:
+    values: dict[str, Any] = dict(
+        bind=settings.CENTRALINO_BIND,
+        advertise=settings.CENTRALINO_ADVERTISE,
+        sip_port=settings.CENTRALINO_SIP_PORT,
+        rtp_ports=settings.CENTRALINO_RTP_PORTS,
+        realm=settings.CENTRALINO_REALM,
+        node=settings.CENTRALINO_NODE,
+        nonce_lifetime=settings.CENTRALINO_NONCE_LIFETIME,
+        min_expires=settings.CENTRALINO_REGISTER_MIN_EXPIRES,
+        max_expires=settings.CENTRALINO_REGISTER_MAX_EXPIRES,
+        auth_fail_limit=settings.CENTRALINO_AUTH_FAIL_LIMIT,
+        auth_fail_window=settings.CENTRALINO_AUTH_FAIL_WINDOW,
+        auth_block_seconds=settings.CENTRALINO_AUTH_BLOCK_SECONDS,
+        digest_algorithms=settings.CENTRALINO_DIGEST_ALGORITHMS,
+        moh_path=settings.CENTRALINO_MOH,
+    )
+    values.update(overrides)
+    return EngineConfig(**values)
+
+
+def build_engine(**overrides: Any) -> Engine:
+    """The engine of this node: settings (with `overrides`), the ORM directory and CDR writer."""
+    config = engine_config(**overrides)
+    return Engine(config, OrmDirectory(), OrmCallRecorder(config.node))

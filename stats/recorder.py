@@ -1,0 +1,69 @@
+"""Writes call records from the engine to the database, off the event loop and in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from stats.models import CallRecord, Disposition
+
+log = logging.getLogger(__name__)
+
+
+class OrmCallRecorder:
+    """A CallRecorder (pbx.engine.records) over the CallRecord model.
+
+    One writer thread keeps each call's writes in order; the engine never waits for them.
+    """
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdr")
+
+    def _submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
+        def run() -> None:
+            close_old_connections()
+            try:
+                fn(*args, **kwargs)
+            except Exception:
+                log.exception("call record write failed")
+
+        return self._writer.submit(run)
+
+    def started(self, call_id: str, *, direction: str, caller: str, caller_name: str,
+                callee: str, company_id: int | None) -> None:
+        now = timezone.now()
+        self._submit(CallRecord.objects.create, call_id=call_id, node=self.node,
+                     company_id=company_id, direction=direction, caller=caller[:64],
+                     caller_name=caller_name[:120], callee=callee[:64], started_at=now)
+
+    def answered(self, call_id: str, answered_by: str) -> None:
+        now = timezone.now()
+        self._submit(lambda: CallRecord.objects.filter(call_id=call_id).update(
+            answered_at=now, answered_by=answered_by[:64]))
+
+    def ended(self, call_id: str, disposition: str, reason: str) -> None:
+        now = timezone.now()
+        self._submit(lambda: CallRecord.objects.filter(call_id=call_id).update(
+            ended_at=now, disposition=disposition, end_reason=reason[:60]))
+
+    async def recover(self) -> int:
+        """Close the records a crash of this node left open, as interrupted."""
+        def close() -> int:
+            close_old_connections()
+            return CallRecord.objects.filter(node=self.node, disposition=Disposition.IN_PROGRESS).update(
+                disposition=Disposition.INTERRUPTED, ended_at=timezone.now(), end_reason="engine restart")
+
+        closed = await asyncio.wrap_future(self._writer.submit(close))
+        if closed:
+            log.warning("closed %d call records left open by a previous run as interrupted", closed)
+        return closed
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every write queued so far is done (tests, shutdown)."""
+        self._writer.submit(lambda: None).result(timeout)
