@@ -154,7 +154,7 @@ class Engine:
                 self.features.in_dialog(leg, request)
             return
         now = self.stack.now()
-        if self.auth.tracker.is_blocked(source[0], now) and self.trunks.carrier(source[0]) is None:
+        if self.auth.tracker.is_blocked(source[0], now) and self.trunks.carrier(source) is None:
             # A source that kept failing authentication: it gets nothing for a while.
             if method == "INVITE":
                 self.stack.send_response(make_response(request, 403, "Forbidden"))
@@ -203,7 +203,7 @@ class Engine:
     async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
         uri = invite.request_uri
         dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
-        carrier = self.trunks.carrier(source[0])
+        carrier = self.trunks.carrier(source)
         if carrier is not None:
             await self._invite_from_trunk(invite, source, transport, key, dialled)
             return

@@ -131,6 +131,9 @@ class SipStack:
         return "tcp" if addr in self._tcp_peers else "udp"
 
     def _process(self, outputs: list[Any]) -> None:
+        # What the layer sends (an ACK for a 401, say) leaves before the TU reacts to the
+        # same event, so that the far end sees the ACK before our next INVITE.
+        outputs = sorted(outputs, key=lambda out: not isinstance(out, tx.SendMessage))
         for out in outputs:
             try:
                 self._handle_output(out)

@@ -121,7 +121,7 @@ class TrunkManager:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.trunks: list[TrunkInfo] = []
-        self._by_ip: dict[str, TrunkInfo] = {}
+        self._by_source: dict[Addr, TrunkInfo] = {}
         self._addresses: dict[int, Addr] = {}
         self.registrations: dict[int, TrunkRegistration] = {}
 
@@ -129,7 +129,7 @@ class TrunkManager:
         """(Re)read the trunks; start or stop registrations to match."""
         trunks = await self.engine.directory.trunks()
         loop = asyncio.get_running_loop()
-        by_ip: dict[str, TrunkInfo] = {}
+        by_source: dict[Addr, TrunkInfo] = {}
         addresses: dict[int, Addr] = {}
         for trunk in trunks:
             try:
@@ -138,9 +138,9 @@ class TrunkManager:
                 log.warning("trunk %s: cannot resolve %s: %s", trunk.name, trunk.host, error)
                 continue
             for info in infos:
-                by_ip.setdefault(info[4][0], trunk)
+                by_source.setdefault((info[4][0], trunk.port), trunk)
             addresses[trunk.id] = (infos[0][4][0], trunk.port)
-        self.trunks, self._by_ip, self._addresses = trunks, by_ip, addresses
+        self.trunks, self._by_source, self._addresses = trunks, by_source, addresses
         wanted = {t.id: t for t in trunks if t.register and t.id in addresses}
         for trunk_id in list(self.registrations):
             if trunk_id not in wanted or self.registrations[trunk_id].trunk != wanted[trunk_id]:
@@ -151,9 +151,14 @@ class TrunkManager:
                 self.registrations[trunk_id] = registration
                 registration.start()
 
-    def carrier(self, ip: str) -> TrunkInfo | None:
-        """The trunk whose carrier sends from `ip`, if any."""
-        return self._by_ip.get(ip)
+    def carrier(self, source: Addr) -> TrunkInfo | None:
+        """The trunk whose carrier sends from `source`, if any.
+
+        A carrier is recognised by its address and signalling port together, so that a phone
+        on the same host (or on loopback, in tests) is never taken for the carrier and let in
+        without authentication.
+        """
+        return self._by_source.get((source[0], source[1]))
 
     async def address(self, trunk: TrunkInfo) -> Addr | None:
         if trunk.id not in self._addresses:

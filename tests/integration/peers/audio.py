@@ -25,7 +25,6 @@ __all__ = [
 RATE = 8000
 
 
-
 def dominant_frequency(samples: npt.ArrayLike, rate: int = RATE) -> float:
     """Dominant frequency in Hz (pbx.media.tone's), 0.0 when there is too little audio."""
     data = np.asarray(samples)

@@ -1,0 +1,55 @@
+"""A2 through a SIP trunk: SIPp plays the carrier on both sides."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.engine_fixture import Pbx
+from tests.integration.peers.ports import free_port_range
+from tests.integration.peers.sipp import run_sipp, sipp_binary, sipp_uas
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sipp_binary() is None, reason="SIPp (sip-tester) is not installed"),
+]
+
+
+def test_a_zero_prefixed_call_leaves_through_the_trunk_with_the_zero_stripped(pbx: Pbx) -> None:
+    # The carrier challenges the INVITE (user alice, password secret), as real ones do.
+    with sipp_uas("uas_auth_answer") as carrier:
+        pbx.add_trunk(carrier.port, username="alice", password="secret", caller_id="0212345678")
+        result = run_sipp("uac_call", pbx.address, keys={"service": "0612345678", "user": "201"},
+                          auth=("201", pbx.secrets["201"]), duration_ms=300)
+        assert result.ok, result.explain()
+        received = carrier.wait(10)
+    assert received.ok, received.explain()
+    assert "INVITE sip:612345678@127.0.0.1" in received.messages
+    assert "INVITE sip:0612345678" not in received.messages
+    assert "Authorization: Digest" in received.messages
+    assert "<sip:0212345678@" in received.messages  # the company's number is presented
+
+
+def test_a_call_from_the_trunk_to_a_company_number_reaches_its_extension(pbx: Pbx) -> None:
+    carrier_port = free_port_range(1)
+    pbx.add_trunk(carrier_port, dids={"0298765432": "202"})
+    with sipp_uas("uas_answer") as phone:
+        pbx.bind("202", phone.address)
+        result = run_sipp("uac_noauth_call", pbx.address, local_port=carrier_port,
+                          keys={"service": "0298765432", "user": "3471234567"}, duration_ms=300)
+        assert result.ok, result.explain()
+        answered = phone.wait(10)
+    assert answered.ok, answered.explain()
+    assert "From: <sip:3471234567@" in answered.messages
+    time.sleep(0.2)
+    record = next(iter(pbx.recorder.records.values()))
+    assert (record["direction"], record["caller"], record["callee"]) == ("inbound", "3471234567", "0298765432")
+
+
+def test_a_stranger_on_another_port_is_not_taken_for_the_carrier(pbx: Pbx) -> None:
+    pbx.add_trunk(free_port_range(1), dids={"0298765432": "202"})
+    result = run_sipp("uac_noauth_call", pbx.address,
+                      keys={"service": "0298765432", "user": "3471234567"}, recv_timeout_ms=2000)
+    assert not result.ok  # challenged with 401, which a carrier scenario does not expect
+    assert "401" in result.messages or "401" in result.error_log
