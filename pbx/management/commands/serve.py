@@ -13,6 +13,7 @@ import daphne.server  # noqa: I001  # isort:skip
 
 import asyncio
 import logging
+import signal
 from typing import Any
 
 from daphne.endpoints import build_endpoint_description_strings
@@ -71,6 +72,10 @@ class Command(BaseCommand):
             signal_handlers=True,
             ready_callable=lambda: self._say_web_ready(bind, http_port),
         )
+        # Twisted only takes over SIGINT when Python's default handler is in place; a shell that
+        # starts us in the background sets it to "ignore", and then Ctrl-C / kill -INT would
+        # do nothing. This is a foreground server: SIGINT always means "stop cleanly".
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         server.run()
         if server.abort_start:
             raise CommandError(f"Could not listen on {bind}:{http_port}.")

@@ -1,0 +1,58 @@
+"""RFC 4475 torture messages sent to the running engine: it answers or drops, and keeps serving."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.integration.engine_fixture import Pbx
+from tests.integration.peers.sipp import run_sipp, sipp_binary, sipp_uas
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sipp_binary() is None, reason="SIPp (sip-tester) is not installed"),
+]
+
+TORTURE = sorted((Path(__file__).resolve().parents[1] / "testdata" / "rfc4475").glob("*.dat"))
+
+
+def _send_all(pbx: Pbx) -> dict[str, list[int]]:
+    """Send every message over UDP and collect the status codes each one got back."""
+    answers: dict[str, list[int]] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.12)
+        for path in TORTURE:
+            sock.sendto(path.read_bytes()[:65000], ("127.0.0.1", pbx.port))
+            statuses: list[int] = []
+            try:
+                while True:
+                    data, _ = sock.recvfrom(65535)
+                    # Only the status line: a 400 echoes the broken headers it complains of.
+                    if data.startswith(b"SIP/2.0 "):
+                        statuses.append(int(data[8:11]))
+            except TimeoutError:
+                pass
+            answers[path.stem] = statuses
+    return answers
+
+
+def test_after_every_torture_message_a_normal_call_still_completes(pbx: Pbx) -> None:
+    assert len(TORTURE) == 49
+    answers = _send_all(pbx)
+    # A sample of what the RFC expects of a UAS (each answer goes to the Via, here our socket).
+    assert 400 in answers["badinv01"] or not answers["badinv01"]
+    assert answers["scalar02"] == [] or answers["scalar02"][0] == 400
+    assert 505 in answers["badvers"]
+    assert 416 in answers["unkscm"] or 416 in answers["novelsc"]
+    assert all(status != 200 for status in answers["bigcode"])
+    assert 420 in answers["bext01"]
+    assert not any(200 <= s < 300 for s in answers["dblreq"][1:] or [])
+    with sipp_uas("uas_answer") as callee:
+        pbx.bind("202", callee.address)
+        result = run_sipp("uac_call", pbx.address, keys={"service": "202", "user": "201"},
+                          auth=("201", pbx.secrets["201"]), duration_ms=300)
+        assert result.ok, result.explain()
+    assert pbx.engine.running
