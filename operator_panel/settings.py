@@ -89,6 +89,7 @@ ASGI_APPLICATION = "operator_panel.asgi.application"
 
 # Media files (voicemail, announcements) and the SQLite file of the embedded default.
 VAR_DIR = Path(os.getenv("CENTRALINO_VAR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASES = {
     "default": dj_database_url.config(

@@ -21,10 +21,9 @@ from pbx.engine.routing import Party, Route, Unavailable
 from pbx.sip import sdp
 from pbx.sip.dialog import Dialog
 from pbx.sip.digest import DigestClient, DigestError
-from pbx.sip.headers import NameAddr
+from pbx.sip.headers import Headers, NameAddr
 from pbx.sip.ids import new_call_id, new_tag
 from pbx.sip.message import Request, Response
-from pbx.sip.headers import Headers
 
 if TYPE_CHECKING:
     from pbx.engine.runtime import Engine
@@ -324,7 +323,7 @@ class CallManager:
         try:
             answer = sdp.SessionDescription.parse(response.body)
             ip, port = sdp.audio_endpoint(answer)
-            pt, codec, _ = next((c for c in sdp.codecs(answer) if c[1] in ("PCMU", "PCMA")))
+            pt, codec, _ = next(c for c in sdp.codecs(answer) if c[1] in ("PCMU", "PCMA"))
             te = next((c[0] for c in sdp.codecs(answer) if c[1].lower() == "telephone-event"), None)
         except (sdp.SdpError, StopIteration, ValueError):
             log.info("call %s: unusable SDP answer from %s", call.id[:8], leg.label)

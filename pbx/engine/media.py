@@ -1,9 +1,11 @@
-"""RTP media anchored in the engine: one UDP socket per leg, relayed between bridged legs.
+"""RTP media anchored in the engine: the asyncio side of ``pbx.media.relay``.
 
-The hot path (a packet in, a packet out) does no parsing beyond the fixed header: latch check,
-payload-type mapping, µ-law/A-law translation by table when the legs differ, and a rewrite of
-SSRC/sequence/timestamp so that each far end sees one continuous stream even when what feeds it
-changes (the other party, music on hold, another party after a transfer).
+Each leg has one UDP socket (a ``MediaEndpoint``) and one ``MediaLeg`` in the manager's
+``RelayCore``. The endpoint only moves bytes and keeps time: a datagram goes to
+``RelayCore.process`` and whatever comes back leaves through the listening leg's socket; a leg
+fed by a player gets ``RelayCore.player_packet`` every 20 ms on an absolute schedule. Every
+packet decision (latching, payload types, µ-law/A-law, one continuous stream for the far end
+across source switches, RTCP and comfort noise dropped) is the relay core's.
 """
 
 from __future__ import annotations
@@ -11,178 +13,188 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import struct
 from collections.abc import Callable
 
 import numpy as np
 
-from pbx.media import g711
 from pbx.media.player import Player
+from pbx.media.relay import Addr, Feed, MediaLeg, RelayCore
+
+__all__ = ["PTIME", "MediaEndpoint", "MediaManager", "bridge"]
 
 log = logging.getLogger(__name__)
 
-Addr = tuple[str, int]
-_SEQ_TS_SSRC = struct.Struct("!HII")
-_TRANSLATE = {("PCMU", "PCMA"): g711.ulaw_to_alaw, ("PCMA", "PCMU"): g711.alaw_to_ulaw}
-PTIME = 0.02
+PTIME = 0.02  # seconds between two player packets
 
 
-def _payload_offset(data: bytes | bytearray) -> int:
-    offset = 12 + 4 * (data[0] & 0x0F)
-    if data[0] & 0x10 and len(data) >= offset + 4:
-        offset += 4 + 4 * int.from_bytes(data[offset + 2:offset + 4], "big")
-    return offset
+class _EndpointLeg(MediaLeg):
+    """A relay leg that knows the socket its packets leave through."""
+
+    def __init__(self, endpoint: MediaEndpoint) -> None:
+        super().__init__(None, name=str(endpoint.port))
+        self.endpoint = endpoint
 
 
 class MediaEndpoint(asyncio.DatagramProtocol):
-    """Our RTP socket facing one party. What it receives goes to its bridged peer."""
+    """Our RTP socket facing one party; what it receives goes to whoever listens to it."""
 
     def __init__(self, manager: MediaManager, port: int) -> None:
         self.manager = manager
         self.port = port
         self.transport: asyncio.DatagramTransport | None = None
-        self.remote: Addr | None = None
-        self.latched: Addr | None = None
-        self.pt = 0
-        self.codec = "PCMU"
-        self.te_pt: int | None = None
-        self.peer: MediaEndpoint | None = None  # whose packets we receive go to
-        self.feeder: object | None = None  # what we currently send: a peer endpoint or a player
-        self.ssrc = random.getrandbits(32)
-        self._src: int | None = None  # SSRC of the stream we are relaying out
-        self._seq_off = 0
-        self._ts_off = 0
-        self._last_seq = random.getrandbits(16)
-        self._last_ts = random.getrandbits(32)
-        self._player_task: asyncio.TimerHandle | None = None
-        self.received = 0
-        self.sent = 0
-        self.ignored = 0
         self.closed = False
-        self.tap: Callable[[bytes], None] | None = None  # sees every accepted packet (tests)
+        self.sent = 0
+        self.tap: Callable[[bytes], None] | None = None
+        """Sees every packet accepted from the latched source, RTCP excepted (tests)."""
+        self._relay = manager.relay
+        self._leg = _EndpointLeg(self)
+        self._clock = asyncio.get_running_loop().time
+        self._accepted = 0  # datagrams handed to the relay core
+        self._early = 0  # datagrams before the party's SDP was known
+        self._timer: asyncio.TimerHandle | None = None
+        self._samples: np.ndarray | None = None  # what the player plays, to restart it
+        self._loop = True
 
-    # --- configuration ------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"<MediaEndpoint {self.port} {self._leg!r}>"
+
+    # --- what the relay core knows ----------------------------------------------------------
+
+    @property
+    def remote(self) -> Addr | None:
+        """The address in the party's SDP."""
+        return self._leg.remote
+
+    @property
+    def latched(self) -> Addr | None:
+        """Where the party's RTP really comes from (and where ours goes)."""
+        return self._leg.latched
+
+    @property
+    def codec(self) -> str:
+        return self._leg.codec
+
+    @property
+    def pt(self) -> int:
+        return self._leg.pt
+
+    @property
+    def te_pt(self) -> int | None:
+        return self._leg.event_pt
+
+    @property
+    def ignored(self) -> int:
+        """Datagrams from sources other than the latched one, or before any SDP."""
+        return self._leg.ignored + self._early
+
+    @property
+    def received(self) -> int:
+        """RTP packets accepted from the party (RTCP and malformed packets excluded)."""
+        leg = self._leg
+        return self._accepted - leg.ignored - leg.rtcp - leg.dropped
+
+    @property
+    def playing(self) -> bool:
+        return self._leg.feed is Feed.PLAYER
+
+    # --- configuration ----------------------------------------------------------------------
 
     def set_remote(self, remote: Addr, pt: int, codec: str, te_pt: int | None) -> None:
         """Where the party wants our RTP, and what it agreed to receive."""
-        if remote != self.remote:
-            self.latched = None
-        self.remote = remote
-        self.pt, self.codec, self.te_pt = pt, codec, te_pt
+        self._relay.reconfigure(self._leg, remote, codec, pt, te_pt)
+        if self._timer is not None and self._leg.feed is not Feed.PLAYER:
+            # The codec changed under the player: the relay core dropped it, start a new one.
+            assert self._samples is not None
+            self.play(self._samples, loop=self._loop)
 
-    # --- input --------------------------------------------------------------------------
+    # --- input ------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: Addr) -> None:  # type: ignore[override]
-        latched = self.latched
-        if latched is None:
-            # Symmetric RTP (RFC 4961): the first packet fixes the source, so that a phone
-            # behind NAT is reached where it really sends from.
-            if self.remote is None:
-                self.ignored += 1
-                return
-            self.latched = latched = (addr[0], addr[1])
-        elif addr[0] != latched[0] or addr[1] != latched[1]:
-            self.ignored += 1
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+        leg = self._leg
+        if leg.remote is None:
+            # No SDP yet: nothing may latch, or a stray packet would steal the stream.
+            self._early += 1
             return
-        if len(data) < 12 or data[0] & 0xC0 != 0x80 or 72 <= (data[1] & 0x7F) <= 76:
-            return  # not RTP, or RTCP multiplexed on the RTP port (RFC 5761): not relayed
-        self.received += 1
-        if self.tap is not None:
-            self.tap(data)
-        peer = self.peer
-        if peer is not None and peer.feeder is self:
-            peer.relay_from(self, data)
+        if len(addr) != 2:  # IPv6 socket addresses carry flowinfo and scope id
+            addr = addr[:2]
+        self._accepted += 1
+        out = self._relay.process(leg, data, addr, self._clock())
+        if out is not None:
+            leg.listener.endpoint._send(out)  # type: ignore[union-attr]
+        if self.tap is not None and addr == leg.latched:  # accepted, so latched
+            self._tapped(data)
 
-    # --- output -------------------------------------------------------------------------
+    def _tapped(self, data: bytes) -> None:
+        if len(data) >= 12 and data[0] & 0xC0 == 0x80 and not 200 <= data[1] <= 204:
+            self.tap(data)  # type: ignore[misc]
 
-    def relay_from(self, source: MediaEndpoint, data: bytes) -> None:
-        """Send a packet received by the bridged `source` out to our party."""
-        dest = self.latched or self.remote
-        if dest is None or self.transport is None:
-            return
-        pt = data[1] & 0x7F
-        buf = bytearray(data)
-        if pt == source.pt:
-            out_pt = self.pt
-            if source.codec != self.codec:
-                offset = _payload_offset(buf)
-                buf[offset:] = _TRANSLATE[(source.codec, self.codec)](bytes(buf[offset:]))
-        elif pt == source.te_pt and source.te_pt is not None:
-            if self.te_pt is None:
-                return
-            out_pt = self.te_pt
-        else:
-            return  # comfort noise or a codec not negotiated on this leg
-        self._emit(buf, out_pt, dest)
+    # --- output -----------------------------------------------------------------------------
 
-    def _emit(self, buf: bytearray, out_pt: int, dest: Addr) -> None:
-        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(buf, 2)
-        marker = buf[1] & 0x80
-        if ssrc != self._src:
-            # A new stream feeds this leg: continue our numbering from where it was.
-            self._src = ssrc
-            self._seq_off = (self._last_seq + 1 - seq) & 0xFFFF
-            self._ts_off = (self._last_ts + 160 - ts) & 0xFFFFFFFF
-            marker = 0x80
-        seq = (seq + self._seq_off) & 0xFFFF
-        ts = (ts + self._ts_off) & 0xFFFFFFFF
-        self._last_seq, self._last_ts = seq, ts
-        buf[1] = marker | out_pt
-        _SEQ_TS_SSRC.pack_into(buf, 2, seq, ts, self.ssrc)
-        self.transport.sendto(buf, dest)  # type: ignore[union-attr]
-        self.sent += 1
-
-    # --- what feeds this leg ------------------------------------------------------------
+    def _send(self, out: tuple[bytes, Addr]) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.sendto(out[0], out[1])
+            self.sent += 1
 
     def listen_to(self, source: MediaEndpoint | None) -> None:
         """Relay what `source` receives to our party (None: silence)."""
         self._stop_player()
-        self.feeder = source
+        if source is None:
+            self._relay.silence(self._leg)
+        else:
+            self._relay.connect(source._leg, self._leg)
 
-    def play(self, samples: np.ndarray, *, loop: bool = True) -> None:
+    def play(self, samples: np.ndarray, loop: bool = True) -> None:
         """Feed our party from a recording (music on hold) until told otherwise."""
         self._stop_player()
-        player = Player(samples, self.codec if self.codec in ("PCMU", "PCMA") else "PCMU",
-                        loop=loop, ssrc=random.getrandbits(32))
-        self.feeder = player
-        loop_ = asyncio.get_running_loop()
-        start = loop_.time()
+        leg = self._leg
+        player = Player(
+            samples,
+            leg.codec,
+            loop=loop,
+            ssrc=random.getrandbits(32),
+            pt=leg.pt,
+            sequence=random.getrandbits(16),
+            timestamp=random.getrandbits(32),
+        )
+        self._relay.play(leg, player)
+        self._samples, self._loop = samples, loop
+        event_loop = asyncio.get_running_loop()
+        self._tick(player, event_loop, event_loop.time(), 0)
 
-        def tick(n: int) -> None:
-            if self.feeder is not player or self.closed:
-                return
-            dest = self.latched or self.remote
-            packet = player.next_packet()
-            if packet is None:
-                self.feeder = None
-                return
-            if dest is not None and self.transport is not None:
-                self._emit(bytearray(packet), self.pt if player.codec == self.codec else player.pt, dest)
-            self._player_task = loop_.call_at(start + (n + 1) * PTIME, tick, n + 1)
-
-        tick(0)
+    def _tick(
+        self, player: Player, event_loop: asyncio.AbstractEventLoop, start: float, n: int
+    ) -> None:
+        """Send the player's next packet; re-arm on the absolute schedule so that it never drifts."""
+        self._timer = None
+        if self.closed or self._leg.player is not player:
+            return
+        out = self._relay.player_packet(self._leg, event_loop.time())
+        if out is not None:
+            self._send(out)
+        if player.finished:
+            self._relay.silence(self._leg)
+            return
+        n += 1
+        self._timer = event_loop.call_at(
+            start + n * PTIME, self._tick, player, event_loop, start, n
+        )
 
     def _stop_player(self) -> None:
-        if self._player_task is not None:
-            self._player_task.cancel()
-            self._player_task = None
-
-    @property
-    def playing(self) -> bool:
-        return isinstance(self.feeder, Player)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def close(self) -> None:
+        """Stop relaying, close the socket and give the port back."""
         if self.closed:
             return
         self.closed = True
         self._stop_player()
-        self.feeder = None
-        if self.peer is not None and self.peer.peer is self:
-            self.peer.peer = None
-        self.peer = None
+        self._relay.remove(self._leg)
         if self.transport is not None:
             self.transport.close()
         self.manager.release(self.port)
@@ -190,27 +202,28 @@ class MediaEndpoint(asyncio.DatagramProtocol):
 
 def bridge(a: MediaEndpoint, b: MediaEndpoint) -> None:
     """Join two legs both ways: each hears what the other sends."""
-    a.peer, b.peer = b, a
     a.listen_to(b)
     b.listen_to(a)
 
 
 class MediaManager:
-    """Allocates RTP ports (even numbers, RFC 3550 11) and owns the hold music."""
+    """Allocates RTP ports (even numbers, RFC 3550 11) and owns the relay core and hold music."""
 
-    def __init__(self, host: str, port_range: tuple[int, int], moh: np.ndarray | None = None) -> None:
+    def __init__(
+        self, host: str, port_range: tuple[int, int], moh: np.ndarray | None = None
+    ) -> None:
         self.host = host
         low, high = port_range
         self._free = list(range(low + (low % 2), high, 2))
         random.shuffle(self._free)  # a port is not reused at once: stray late packets fade
         self._used: set[int] = set()
         self.moh = moh if moh is not None else np.zeros(8000, dtype=np.int16)
+        self.relay = RelayCore()
 
     async def allocate(self) -> MediaEndpoint:
+        """Open an RTP socket on a free port."""
         loop = asyncio.get_running_loop()
         for _ in range(len(self._free)):
-            if not self._free:
-                break
             port = self._free.pop(0)
             try:
                 _, endpoint = await loop.create_datagram_endpoint(
@@ -224,6 +237,7 @@ class MediaManager:
         raise RuntimeError("no free RTP port")
 
     def release(self, port: int) -> None:
+        """Give a port back; it goes to the end of the queue."""
         if port in self._used:
             self._used.discard(port)
             self._free.append(port)

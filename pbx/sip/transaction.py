@@ -267,7 +267,9 @@ class TransactionLayer:
                 return [RequestReceived(request, addr, None)]
             return self._run(key, txn, txn.on_request(request, now), addr)
         if isinstance(txn, InviteServerTransaction | NonInviteServerTransaction):
-            return self._run(key, txn, txn.on_request(request, now), addr)
+            if not _reused_branch_with_credentials(txn, request):
+                return self._run(key, txn, txn.on_request(request, now), addr)
+            del self._txns[key]  # the old transaction is over: what is left of it is dropped
         dest = response_destination(via, addr, reliable)
         new: InviteServerTransaction | NonInviteServerTransaction
         if request.method == "INVITE":
@@ -439,3 +441,20 @@ class TransactionLayer:
         await_key = self._await_key_of.pop(key, None)
         if await_key is not None and self._awaiting_ack.get(await_key) == key:
             del self._awaiting_ack[await_key]
+
+
+def _reused_branch_with_credentials(
+    txn: InviteServerTransaction | NonInviteServerTransaction, request: Request
+) -> bool:
+    """A client that answers our 401/407 with the branch of the challenged request.
+
+    RFC 3261 8.1.3.5 wants a new request (new branch, higher CSeq), but pyVoIP 1.6.8 resends its
+    INVITE with the old branch and CSeq plus credentials. Matched strictly, that is a
+    retransmission and gets the 401 again, forever; it is really a new request.
+    """
+    final = getattr(txn, "final", None) or getattr(txn, "last", None)
+    if final is None or final.status not in (401, 407):
+        return False
+    had = "Authorization" in txn.request.headers or "Proxy-Authorization" in txn.request.headers
+    has = "Authorization" in request.headers or "Proxy-Authorization" in request.headers
+    return has and not had

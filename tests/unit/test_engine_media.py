@@ -1,0 +1,220 @@
+"""The engine's RTP endpoints on real UDP sockets: relaying, translating, latching, playing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from pbx.engine.media import MediaEndpoint, MediaManager, bridge
+from pbx.media import g711
+from pbx.media.rtp import RtpPacket
+from pbx.media.tone import sine
+
+HOST = "127.0.0.1"
+TONE = sine(440, 1.0)
+
+
+class Phone(asyncio.DatagramProtocol):
+    """A UDP socket on localhost standing in for a phone: sends RTP, queues what it gets."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[tuple[RtpPacket, tuple[str, int]]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sequence = 1000
+        self.timestamp = 80_000
+
+    @classmethod
+    async def open(cls) -> Phone:
+        loop = asyncio.get_running_loop()
+        _, phone = await loop.create_datagram_endpoint(cls, local_addr=(HOST, 0))
+        return phone
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.inbox.put_nowait((RtpPacket.parse(data), addr))
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        assert self.transport is not None
+        return self.transport.get_extra_info("sockname")[:2]
+
+    def send(self, endpoint: MediaEndpoint, payload: bytes = b"\xff" * 160, pt: int = 0) -> None:
+        """Send one 20 ms packet to our endpoint, continuing this phone's stream."""
+        packet = RtpPacket(pt, self.sequence, self.timestamp, ssrc=0xA11CE, payload=payload)
+        self.sequence += 1
+        self.timestamp += 160
+        self.send_raw(endpoint, bytes(packet))
+
+    def send_raw(self, endpoint: MediaEndpoint, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, (HOST, endpoint.port))
+
+    async def receive(self, timeout: float = 1.0) -> RtpPacket:
+        packet, _ = await asyncio.wait_for(self.inbox.get(), timeout)
+        return packet
+
+    async def receives_nothing(self, wait: float = 0.1) -> bool:
+        await asyncio.sleep(wait)
+        return self.inbox.empty()
+
+    def drain(self) -> list[RtpPacket]:
+        packets = []
+        while not self.inbox.empty():
+            packets.append(self.inbox.get_nowait()[0])
+        return packets
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+@pytest.fixture
+async def manager() -> MediaManager:
+    return MediaManager(HOST, (31000, 31200))
+
+
+@pytest.fixture
+async def alice() -> AsyncIterator[Phone]:
+    phone = await Phone.open()
+    yield phone
+    phone.close()
+
+
+@pytest.fixture
+async def bob() -> AsyncIterator[Phone]:
+    phone = await Phone.open()
+    yield phone
+    phone.close()
+
+
+async def endpoint_for(
+    manager: MediaManager, phone: Phone, codec: str = "PCMU", pt: int = 0
+) -> MediaEndpoint:
+    endpoint = await manager.allocate()
+    endpoint.set_remote(phone.addr, pt, codec, 101)
+    return endpoint
+
+
+async def test_two_bridged_endpoints_relay_packets_both_ways(manager, alice, bob) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    bridge(a, b)
+
+    alice.send(a, b"\x11" * 160)
+    heard, source = await asyncio.wait_for(bob.inbox.get(), 1)
+    assert heard.payload == b"\x11" * 160 and heard.payload_type == 0
+    assert source == (HOST, b.port)  # symmetric RTP: it comes from the socket bob sends to
+
+    bob.send(b, b"\x22" * 160)
+    heard, source = await asyncio.wait_for(alice.inbox.get(), 1)
+    assert heard.payload == b"\x22" * 160 and source == (HOST, a.port)
+    assert (a.received, a.sent, b.received, b.sent) == (1, 1, 1, 1)
+    assert a.latched == alice.addr and b.latched == bob.addr
+
+
+async def test_a_ulaw_leg_to_an_alaw_leg_translates_the_audio(manager, alice, bob) -> None:
+    a = await endpoint_for(manager, alice, "PCMU", 0)
+    b = await endpoint_for(manager, bob, "PCMA", 8)
+    bridge(a, b)
+    ulaw = g711.encode("PCMU", TONE[:160])
+
+    alice.send(a, ulaw, pt=0)
+    heard = await bob.receive()
+
+    assert heard.payload_type == 8
+    sent, got = g711.decode("PCMU", ulaw), g711.decode("PCMA", heard.payload)
+    # The two laws quantise differently: the same tone within a few percent, sample by sample.
+    assert np.max(np.abs(sent.astype(int) - got.astype(int))) <= 0.04 * np.max(np.abs(sent))
+    assert np.corrcoef(sent, got)[0, 1] > 0.999
+
+
+async def test_a_second_source_is_ignored_once_a_leg_has_latched(manager, alice, bob) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    bridge(a, b)
+    mallory = await Phone.open()
+    try:
+        alice.send(a, b"\x11" * 160)
+        assert (await bob.receive()).payload == b"\x11" * 160
+        mallory.send(a, b"\x66" * 160)
+        mallory.send(a, b"\x66" * 160)
+        assert await bob.receives_nothing()
+        assert a.ignored == 2 and a.latched == alice.addr and a.received == 1
+    finally:
+        mallory.close()
+
+
+async def test_nothing_is_latched_or_relayed_before_the_party_sdp_is_known(
+    manager, alice, bob
+) -> None:
+    a, b = await manager.allocate(), await endpoint_for(manager, bob)
+    bridge(a, b)
+    alice.send(a)
+    assert await bob.receives_nothing()
+    assert a.ignored == 1 and a.latched is None
+
+
+async def test_rtcp_is_not_relayed(manager, alice, bob) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    bridge(a, b)
+    receiver_report = bytes([0x80, 201, 0, 1]) + (0xA11CE).to_bytes(4, "big")
+    alice.send_raw(a, receiver_report)
+    assert await bob.receives_nothing()
+    assert a.received == 0
+
+
+async def test_play_sends_fifty_packets_a_second_then_listen_to_switches_back_seamlessly(
+    manager, alice, bob
+) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    bridge(a, b)
+    for _ in range(3):
+        alice.send(a)
+    relayed = [await bob.receive() for _ in range(3)]
+
+    b.play(TONE)
+    assert b.playing
+    await asyncio.sleep(0.5)
+    b.listen_to(a)
+    assert not b.playing
+    alice.send(a, b"\x11" * 160)
+    await asyncio.sleep(0.1)
+    *played, back = bob.drain()  # the player's last packets may still be in the socket
+    assert back.payload == b"\x11" * 160
+
+    # 20 ms apart on an absolute schedule: 26 packets in 0.5 s (the first one at once).
+    assert 24 <= len(played) <= 27
+    encoded = g711.encode("PCMU", TONE)
+    assert b"".join(p.payload for p in played) == encoded[: 160 * len(played)]
+    assert [p.timestamp - played[0].timestamp for p in played] == [
+        160 * i for i in range(len(played))
+    ]
+
+    stream = relayed + played + [back]
+    assert all(p.ssrc == relayed[0].ssrc for p in stream)  # one stream for bob throughout
+    assert [p.sequence_number for p in stream] == [
+        (relayed[0].sequence_number + i) & 0xFFFF for i in range(len(stream))
+    ]
+    assert played[0].marker and back.marker  # each switch is marked
+    assert not any(p.marker for p in played[1:])
+    assert 0 < (back.timestamp - played[-1].timestamp) & 0xFFFFFFFF <= 160 * 5
+
+
+async def test_close_releases_the_port(manager, alice) -> None:
+    endpoint = await endpoint_for(manager, alice)
+    endpoint.play(TONE)
+    assert manager.in_use == 1
+
+    endpoint.close()
+    await asyncio.sleep(0)
+
+    assert endpoint.closed and manager.in_use == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((HOST, endpoint.port))  # the socket is really gone
+    await asyncio.sleep(0.05)
+    alice.drain()
+    assert await alice.receives_nothing(0.06)  # and the player has stopped
