@@ -1,0 +1,74 @@
+"""Registrar bindings: several contacts, expiry, un-register, refused intervals."""
+
+from __future__ import annotations
+
+from pbx.engine.registrar import Registrar
+from pbx.sip.message import Request, parse_message
+
+
+def _register(contacts: list[str], *, expires: str | None = None, cseq: int = 1,
+              call_id: str = "reg-1") -> Request:
+    lines = [
+        "REGISTER sip:pbx SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-r" + str(cseq),
+        "From: <sip:201@pbx>;tag=a",
+        "To: <sip:201@pbx>",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} REGISTER",
+        "Max-Forwards: 70",
+    ]
+    lines += [f"Contact: {c}" for c in contacts]
+    if expires is not None:
+        lines.append(f"Expires: {expires}")
+    message = parse_message(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
+    assert isinstance(message, Request)
+    return message
+
+
+def test_it_keeps_several_contacts_per_device_and_lists_them_in_the_answer() -> None:
+    registrar = Registrar()
+    response = registrar.register("201", _register(["<sip:201@10.0.0.1:5060>", "<sip:201@10.0.0.2:5060>"]),
+                                  ("127.0.0.1", 5062), "udp", now=0)
+    assert response.status == 200
+    assert len(response.headers.get_all("Contact")) == 2
+    assert len(registrar.contacts("201", now=1)) == 2
+
+
+def test_a_binding_disappears_when_it_expires() -> None:
+    registrar = Registrar(min_expires=60)
+    registrar.register("201", _register(["<sip:201@10.0.0.1>;expires=120"]), ("h", 1), "udp", now=0)
+    assert registrar.contacts("201", now=119)
+    assert registrar.contacts("201", now=121) == []
+
+
+def test_expires_zero_removes_a_contact_and_the_wildcard_removes_all() -> None:
+    registrar = Registrar()
+    registrar.register("201", _register(["<sip:201@a>", "<sip:201@b>"]), ("h", 1), "udp", now=0)
+    registrar.register("201", _register(["<sip:201@a>;expires=0"], cseq=2), ("h", 1), "udp", now=1)
+    assert [b.contact.host for b in registrar.contacts("201", now=2)] == ["b"]
+    response = registrar.register("201", _register(["*"], expires="0", cseq=3), ("h", 1), "udp", now=3)
+    assert response.status == 200
+    assert registrar.contacts("201", now=4) == []
+
+
+def test_a_too_brief_interval_gets_423_with_the_minimum() -> None:
+    registrar = Registrar(min_expires=60)
+    response = registrar.register("201", _register(["<sip:201@a>;expires=10"]), ("h", 1), "udp", now=0)
+    assert response.status == 423
+    assert response.headers.get("Min-Expires") == "60"
+    assert registrar.contacts("201", now=1) == []
+
+
+def test_a_wildcard_with_a_nonzero_expiry_is_refused_and_changes_nothing() -> None:
+    registrar = Registrar()
+    registrar.register("201", _register(["<sip:201@a>"]), ("h", 1), "udp", now=0)
+    response = registrar.register("201", _register(["*"], expires="60", cseq=2), ("h", 1), "udp", now=1)
+    assert response.status == 400
+    assert len(registrar.contacts("201", now=2)) == 1
+
+
+def test_an_older_reordered_register_does_not_override_a_newer_one() -> None:
+    registrar = Registrar()
+    registrar.register("201", _register(["<sip:201@a>;expires=600"], cseq=5), ("h", 1), "udp", now=0)
+    registrar.register("201", _register(["<sip:201@a>;expires=0"], cseq=4), ("h", 1), "udp", now=1)
+    assert len(registrar.contacts("201", now=2)) == 1
