@@ -68,6 +68,14 @@ def free_ports(n: int, start: int = 21000, stop: int = 30000) -> list[int]:
     return found
 
 
+def free_block(n: int, start: int = 30000, stop: int = 32700) -> int:
+    """The first of n consecutive free ports (SIPp's -mp uses a few ports from its base)."""
+    for base in range(start, stop - n, n):
+        if all(udp_port_free(p) for p in range(base, base + n)):
+            return base
+    raise RuntimeError(f"no {n} consecutive free ports in {start}-{stop}")
+
+
 class Server:
     """A benchmark server in its own process: started, waited for ("READY ..."), killed."""
 

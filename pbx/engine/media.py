@@ -11,6 +11,7 @@ across source switches, RTCP and comfort noise dropped) is the relay core's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -227,7 +228,7 @@ class MediaManager:
             port = self._free.pop(0)
             try:
                 _, endpoint = await loop.create_datagram_endpoint(
-                    lambda port=port: MediaEndpoint(self, port), local_addr=(self.host, port)
+                    functools.partial(MediaEndpoint, self, port), local_addr=(self.host, port)
                 )
             except OSError:
                 self._free.append(port)  # taken by someone else: try it again later

@@ -74,9 +74,26 @@ class Phone(asyncio.DatagramProtocol):
             self.transport.close()
 
 
+class ClosingManager(MediaManager):
+    """Remembers its endpoints, so that a test leaves no socket open."""
+
+    def __init__(self) -> None:
+        super().__init__(HOST, (31000, 31200))
+        self.endpoints: list[MediaEndpoint] = []
+
+    async def allocate(self) -> MediaEndpoint:
+        endpoint = await super().allocate()
+        self.endpoints.append(endpoint)
+        return endpoint
+
+
 @pytest.fixture
-async def manager() -> MediaManager:
-    return MediaManager(HOST, (31000, 31200))
+async def manager() -> AsyncIterator[ClosingManager]:
+    manager = ClosingManager()
+    yield manager
+    for endpoint in manager.endpoints:
+        endpoint.close()
+    await asyncio.sleep(0)  # let the transports finish closing
 
 
 @pytest.fixture
@@ -218,3 +235,17 @@ async def test_close_releases_the_port(manager, alice) -> None:
     await asyncio.sleep(0.05)
     alice.drain()
     assert await alice.receives_nothing(0.06)  # and the player has stopped
+
+
+async def test_a_codec_change_during_music_on_hold_keeps_the_music_playing(manager, alice) -> None:
+    endpoint = await endpoint_for(manager, alice, "PCMU", 0)
+    endpoint.play(TONE)
+    assert (await alice.receive()).payload_type == 0
+
+    endpoint.set_remote(alice.addr, 8, "PCMA", 101)  # a re-INVITE while on hold
+    await asyncio.sleep(0.05)
+    alice.drain()
+
+    assert endpoint.playing
+    assert (await alice.receive()).payload_type == 8
+    endpoint.close()
