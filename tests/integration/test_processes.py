@@ -295,6 +295,29 @@ def test_engine_status_runs_on_the_telephony_queue(telephony_worker: TelephonyWo
     assert status["sip_port"] == telephony_worker.sip_port
 
 
+def test_a_call_completes_through_the_telephony_worker(telephony_worker: TelephonyWorker) -> None:
+    from tests.integration.peers.audio import assert_tone
+    from tests.integration.peers.baresip import Baresip, baresip_binary
+
+    if baresip_binary() is None:
+        skip_loudly("baresip (baresip-core) is not installed: no call through the worker")
+    env = telephony_worker.env
+    manage(env, "extension", "add", "201", "--name", "Mario Rossi", "--secret", "worker-secret-201")
+    manage(env, "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "worker-secret-202")
+    registrar = f"{HOST}:{telephony_worker.sip_port}"
+    with (Baresip("201", password="worker-secret-201", registrar=registrar, tone_hz=440) as caller,
+          Baresip("202", password="worker-secret-202", registrar=registrar, tone_hz=1000) as callee):
+        caller.wait_registered()
+        callee.wait_registered()
+        caller.dial(f"sip:202@{registrar}")
+        callee.wait_established()
+        time.sleep(2.0)
+        caller.hangup()
+        callee.wait_closed()
+        assert_tone(callee.received_audio()[-12000:-4000], 440)
+        assert_tone(caller.received_audio()[-12000:-4000], 1000)
+
+
 def test_an_ordinary_worker_does_not_start_an_engine(
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
