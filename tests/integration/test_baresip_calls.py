@@ -51,10 +51,14 @@ def test_two_phones_talk_through_the_pbx_in_both_directions(pbx: Pbx, phones: di
     caller.dial(f"sip:202@{pbx.address}")
     callee.wait_established()
     caller.wait_established()
-    time.sleep(2.5)
+    time.sleep(1.0)
+    caller.send_dtmf("5#")  # RFC 4733 events, relayed with the callee's payload type
+    time.sleep(1.5)
     caller.hangup()
     callee.wait_closed()
     caller.wait_closed()
+    digits = [e.get("param") for e in callee.events if e.get("type") == "CALL_DTMF_START"]
+    assert digits[:2] == ["5", "#"], callee.events
     _assert_tone(_heard(callee), 440)
     _assert_tone(_heard(caller), 1000)
     record = next(iter(pbx.recorder.records.values()))

@@ -71,3 +71,17 @@ def test_an_extension_with_no_registered_phone_gets_480(pbx: Pbx) -> None:
     result = run_sipp("uac_expect_480", pbx.address, keys={"service": "203", "user": "201"},
                       auth=("201", pbx.secrets["201"]))
     assert result.ok, result.explain()
+
+
+def test_a_phone_on_tcp_registers_and_calls_a_phone_on_udp(pbx: Pbx) -> None:
+    registered = run_sipp("register_auth", pbx.address, keys={"user": "201"},
+                          auth=("201", pbx.secrets["201"]), extra_args=["-t", "t1"])
+    assert registered.ok, registered.explain()
+    assert pbx.registered("201")
+    with sipp_uas("uas_answer") as callee:
+        pbx.bind("202", callee.address)
+        result = run_sipp("uac_call", pbx.address, keys={"service": "202", "user": "201"},
+                          auth=("201", pbx.secrets["201"]), duration_ms=300, extra_args=["-t", "t1"])
+        assert result.ok, result.explain()
+        assert "SIP/2.0/TCP" in result.messages
+        assert callee.wait(10).ok

@@ -273,6 +273,8 @@ class SippBackground:
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                if self._proc.returncode == 0:
+                    return self  # a short run (over TCP nothing binds UDP) already done
                 raise RuntimeError(f"sipp exited at start:\n{self._finish().explain()}")
             if _udp_port_taken(self.port):
                 return self
