@@ -21,7 +21,7 @@ from pbx.engine.routing import Party, Route, Unavailable
 from pbx.sip import sdp
 from pbx.sip.dialog import Dialog
 from pbx.sip.digest import DigestClient, DigestError
-from pbx.sip.headers import Headers, NameAddr
+from pbx.sip.headers import Headers
 from pbx.sip.ids import new_call_id, new_tag
 from pbx.sip.message import Request, Response
 
@@ -112,9 +112,9 @@ class CallManager:
         media = await self.engine.media.allocate()
         leg = Leg(self.stack, "uas", invite, source, transport, media, label=caller.number,
                   server_key=key, device=caller.device)
-        try:
-            answer_template = sdp.negotiate(offer, local_ip=self.engine.advertise,
-                                            local_port=media.port, session_id=1, version=1)
+        try:  # refuse now an offer we could never answer, before anything rings
+            sdp.negotiate(offer, local_ip=self.engine.advertise, local_port=media.port,
+                          session_id=1, version=1)
         except sdp.NoCommonCodec:
             media.close()
             reject(self.stack, invite, 488, "No common codec")
@@ -128,7 +128,6 @@ class CallManager:
         self.engine.recorder.started(call.id, direction=direction, caller=caller.number,
                                      caller_name=caller.name, callee=dialled,
                                      company_id=caller.company_id)
-        del answer_template
         route = did_route or await self.engine.router.route(caller, dialled)
         await self.follow(call, route)
 
@@ -552,5 +551,3 @@ def _better_failure(current: int, new: int) -> int:
     rank = {486: 0, 600: 0, 603: 1, 480: 2, 408: 3, 487: 9}
     return new if rank.get(new, 5) < rank.get(current, 5) else current
 
-
-__all__ = ["Call", "CallManager", "CallState", "NameAddr"]

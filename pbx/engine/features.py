@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pbx.engine.calls import Call, CallManager, CallState
 from pbx.engine.legs import Leg
@@ -82,8 +82,6 @@ class Features:
             ("Contact", self.stack.contact(transport=leg.transport)),
             ("Content-Type", "application/sdp"),
         ))
-        if leg.dialog is not None:
-            leg.dialog.update_from_request(request) if hasattr(leg.dialog, "update_from_request") else None
         other = call.other(leg) if call is not None else None
         if other is None:
             return
@@ -208,4 +206,3 @@ def _next_version(leg: Leg) -> int:
 
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO, UPDATE"
-__all__ = ["ALLOW", "Features", "Any"]
