@@ -45,6 +45,8 @@ _CALL_TRANSITIONS = {
     CallState.ENDED: set(),
 }
 
+CODECS = ("PCMU", "PCMA")
+
 # How an unanswered call ends, for the call record.
 _DISPOSITIONS = {486: "busy", 600: "busy", 487: "cancelled", 404: "failed", 480: "no_answer",
                  408: "no_answer"}
@@ -106,20 +108,19 @@ class CallManager:
         except sdp.SdpError as error:
             reject(self.stack, invite, 400, f"Bad SDP: {error}")
             return
-        if offer is None:
-            reject(self.stack, invite, 488, "Offer required")  # late offer: not supported yet
-            return
         media = await self.engine.media.allocate()
+        if offer is not None:
+            try:  # refuse now an offer we could never answer, before anything rings
+                sdp.negotiate(offer, local_ip=self.engine.advertise, local_port=media.port,
+                              session_id=1, version=1)
+            except sdp.NoCommonCodec:
+                media.close()
+                reject(self.stack, invite, 488, "No common codec")
+                return
+        # Without an offer (late offer, RFC 3261 13.2.1) we offer in the 200 and the
+        # caller answers in its ACK.
         leg = Leg(self.stack, "uas", invite, source, transport, media, label=caller.number,
-                  server_key=key, device=caller.device)
-        try:  # refuse now an offer we could never answer, before anything rings
-            sdp.negotiate(offer, local_ip=self.engine.advertise, local_port=media.port,
-                          session_id=1, version=1)
-        except sdp.NoCommonCodec:
-            media.close()
-            reject(self.stack, invite, 488, "No common codec")
-            return
-        leg.offer = offer  # type: ignore[attr-defined]
+                  server_key=key, device=caller.device, offer=offer)
         leg.respond(100)
         call = Call(uuid.uuid4().hex, leg, caller, dialled, direction)
         call.caller_extension = (caller.company_id, caller.number) if caller.device else None
@@ -163,9 +164,9 @@ class CallManager:
     # --- ringing ---------------------------------------------------------------------------
 
     def _offer_for(self, call: Call, media: MediaEndpoint) -> bytes:
-        offer: sdp.SessionDescription = call.a.offer  # type: ignore[attr-defined]
-        preferred = [name for _, name, _ in sdp.codecs(offer) if name in ("PCMU", "PCMA")]
-        order = list(dict.fromkeys(preferred + ["PCMU", "PCMA"]))
+        offer = call.a.offer
+        preferred = [n for _, n, _ in sdp.codecs(offer) if n in CODECS] if offer else []
+        order = list(dict.fromkeys([*preferred, *CODECS]))
         return bytes(sdp.make_offer(self.engine.advertise, media.port, order,
                                     session_id=media.port, version=1))
 
@@ -238,7 +239,6 @@ class CallManager:
         invite = Request("INVITE", str(uri), headers, self._offer_for(call, media))
         leg = Leg(self.stack, "uac", invite, dest, transport, media, label=route.number,
                   device=device, owns_media=False)
-        leg.trunk_auth_tries = 0  # type: ignore[attr-defined]
         call.forks.append(leg)
         self.leg_call[id(leg)] = call
         leg.on_end = self._leg_ended
@@ -279,8 +279,8 @@ class CallManager:
         self._fork_failed(call, leg, status)
 
     def _retry_with_auth(self, call: Call, leg: Leg, response: Response) -> bool:
-        trunk = getattr(leg, "trunk", None)
-        if trunk is None or leg.trunk_auth_tries >= 2 or leg.state is LegState.ENDING:  # type: ignore[attr-defined]
+        trunk = leg.trunk
+        if trunk is None or leg.auth_tries >= 2 or leg.state is LegState.ENDING:
             return False
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
@@ -291,7 +291,7 @@ class CallManager:
             value = client.authorization(challenge, method="INVITE", uri=leg.invite.uri)
         except DigestError:
             return False
-        leg.trunk_auth_tries += 1  # type: ignore[attr-defined]
+        leg.auth_tries += 1
         invite = leg.invite
         headers = invite.headers.copy()
         headers.set("Via", str(self.stack.via(leg.transport)))
@@ -319,17 +319,10 @@ class CallManager:
             return  # a retransmitted 2xx
         leg.move(LegState.ANSWERED)
         self.dialogs[(dialog.call_id, dialog.local_tag, dialog.remote_tag)] = leg
-        try:
-            answer = sdp.SessionDescription.parse(response.body)
-            ip, port = sdp.audio_endpoint(answer)
-            pt, codec, _ = next(c for c in sdp.codecs(answer) if c[1] in ("PCMU", "PCMA"))
-            te = next((c[0] for c in sdp.codecs(answer) if c[1].lower() == "telephone-event"), None)
-        except (sdp.SdpError, StopIteration, ValueError):
-            log.info("call %s: unusable SDP answer from %s", call.id[:8], leg.label)
+        if not self.take_answer(leg, response.body):
             leg.hangup("bad answer")
             self._fork_failed(call, leg, 488)
             return
-        leg.media.set_remote((ip, port), pt, codec, te)
         leg.owns_media = True
         call.b_media = None
         if call.no_answer:
@@ -344,25 +337,57 @@ class CallManager:
             callback, call.on_answered = call.on_answered, None
             callback(call, leg)
             return
-        self._answer_a(call, codec)
+        self._answer_a(call, leg.media.codec)
 
     def _answer_a(self, call: Call, codec: str) -> None:
         a = call.a
-        offer: sdp.SessionDescription = a.offer  # type: ignore[attr-defined]
-        offered = [name for _, name, _ in sdp.codecs(offer)]
-        choice = codec if codec in offered else next(n for n in offered if n in ("PCMU", "PCMA"))
-        answer = sdp.negotiate(offer, (choice,), local_ip=self.engine.advertise,
-                               local_port=a.media.port, session_id=a.media.port, version=1)
-        a.media.set_remote(answer.remote, answer.payload_type, answer.codec, answer.telephone_event)
-        a.sdp_version = 1  # type: ignore[attr-defined]
         self.pending_invites.pop(a.server_key, None)
-        a.respond(200, body=bytes(answer.sdp))
+        a.respond(200, body=self.local_sdp(a, prefer=codec))
         assert a.dialog is not None and call.b is not None
         self.dialogs[(a.dialog.call_id, a.dialog.local_tag, a.dialog.remote_tag)] = a
         bridge(a.media, call.b.media)
         call.move(CallState.ANSWERED)
         if call.caller_extension:
             self.busy[call.caller_extension] += 1
+
+    def local_sdp(self, leg: Leg, *, prefer: str | None = None, direction: str | None = None) -> bytes:
+        """Our SDP for `leg`: the answer to its pending offer, or an offer of our own.
+
+        The answer prefers `prefer` (the other leg's codec) so that the relay need not
+        transcode. Raises sdp.NoCommonCodec when an offer has nothing we can use.
+        """
+        media = leg.media
+        version, leg.sdp_version = leg.sdp_version, leg.sdp_version + 1
+        offer, leg.offer = leg.offer, None
+        if offer is None:
+            leg.awaiting_answer = True
+            order = list(dict.fromkeys([prefer or media.codec, *CODECS]))
+            return bytes(sdp.make_offer(self.engine.advertise, media.port, order,
+                                        session_id=media.port, version=version,
+                                        direction=direction or "sendrecv"))
+        offered = [name for _, name, _ in sdp.codecs(offer) if name in CODECS]
+        codecs = [prefer] if prefer in offered else offered
+        answer = sdp.negotiate(offer, codecs or CODECS, local_ip=self.engine.advertise,
+                               local_port=media.port, session_id=media.port, version=version,
+                               direction=direction)
+        if answer.remote[0] not in ("0.0.0.0", "::"):
+            media.set_remote(answer.remote, answer.payload_type, answer.codec, answer.telephone_event)
+        return bytes(answer.sdp)
+
+    def take_answer(self, leg: Leg, body: bytes) -> bool:
+        """Apply the answer a far end sent to our offer (in an ACK or a 2xx)."""
+        leg.awaiting_answer = False
+        try:
+            answer = sdp.SessionDescription.parse(body)
+            ip, port = sdp.audio_endpoint(answer)
+            pt, codec, _ = next(c for c in sdp.codecs(answer) if c[1] in CODECS)
+        except (sdp.SdpError, StopIteration, ValueError):
+            log.info("unusable SDP answer from %s", leg.label)
+            return False
+        te = next((c[0] for c in sdp.codecs(answer) if c[1].lower() == "telephone-event"), None)
+        if ip not in ("0.0.0.0", "::"):
+            leg.media.set_remote((ip, port), pt, codec, te)
+        return True
 
     def _fork_failed(self, call: Call, leg: Leg, status: int) -> None:
         if not leg.ended:
@@ -417,7 +442,7 @@ class CallManager:
             leg = self._fork(call, route, uri, dest, trunk.transport, "", request_user=route.number)
         finally:
             call.caller = saved
-        leg.trunk = trunk  # type: ignore[attr-defined]
+        leg.trunk = trunk
         self._arm_no_answer(call, route)
 
     # --- ending ----------------------------------------------------------------------------

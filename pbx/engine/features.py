@@ -49,7 +49,8 @@ class Features:
         elif method in ("INFO", "NOTIFY", "OPTIONS", "UPDATE"):
             self._reply(request, 200)
         elif method == "ACK":
-            return
+            if leg.awaiting_answer and request.body:
+                self._answered_in_ack(leg, request)
         else:
             self._reply(request, 405, headers=(("Allow", ALLOW),))
 
@@ -60,30 +61,40 @@ class Features:
     # --- hold and resume ---------------------------------------------------------------
 
     def _reinvite(self, leg: Leg, request: Request) -> None:
-        call = self.calls.call_of(leg)
-        if not request.body:
-            self._reply(request, 488, headers=(("Warning", '399 centralino "re-INVITE without offer"'),))
-            return
+        """A re-INVITE: hold, resume or a new address. Without an offer, we offer in the 200."""
         try:
-            offer = sdp.SessionDescription.parse(request.body)
-            answer = sdp.negotiate(offer, (leg.media.codec, "PCMU", "PCMA"),
-                                   local_ip=self.engine.advertise, local_port=leg.media.port,
-                                   session_id=leg.media.port, version=_next_version(leg))
+            leg.offer = sdp.SessionDescription.parse(request.body) if request.body else None
+            body = self.calls.local_sdp(leg, prefer=leg.media.codec)
         except sdp.NoCommonCodec:
             self._reply(request, 488)
             return
         except sdp.SdpError as error:
             self._reply(request, 400, headers=(("Warning", f'399 centralino "{error}"'),))
             return
-        held = sdp.direction(offer) in ("sendonly", "inactive")
-        if answer.remote[0] not in ("0.0.0.0", "::"):
-            leg.media.set_remote(answer.remote, answer.payload_type, answer.codec, answer.telephone_event)
-        self._reply(request, 200, body=bytes(answer.sdp), headers=(
+        held = False
+        if request.body:
+            held = sdp.direction(sdp.SessionDescription.parse(request.body)) in ("sendonly", "inactive")
+        self._reply(request, 200, body=body, headers=(
             ("Contact", self.stack.contact(transport=leg.transport)),
             ("Content-Type", "application/sdp"),
         ))
+        if request.body:
+            self._set_hold(leg, held)
+
+    def _answered_in_ack(self, leg: Leg, ack: Request) -> None:
+        if not self.calls.take_answer(leg, ack.body):
+            return
+        try:
+            held = sdp.direction(sdp.SessionDescription.parse(ack.body)) in ("sendonly", "inactive")
+        except sdp.SdpError:
+            return
+        self._set_hold(leg, held)
+
+    def _set_hold(self, leg: Leg, held: bool) -> None:
+        """The far end of `leg` holds or resumes: the other party hears music, or it again."""
+        call = self.calls.call_of(leg)
         other = call.other(leg) if call is not None else None
-        if other is None:
+        if call is None or other is None:
             return
         if held and not leg.remote_hold:
             leg.remote_hold = True
@@ -197,12 +208,6 @@ class Features:
             return call.caller
         company = call.caller.company_id
         return Party(company, leg.label, "", leg.device)
-
-
-def _next_version(leg: Leg) -> int:
-    version = getattr(leg, "sdp_version", 1) + 1
-    leg.sdp_version = version  # type: ignore[attr-defined]
-    return version
 
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO, UPDATE"

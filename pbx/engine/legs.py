@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pbx.engine.directory import TrunkInfo
+from pbx.sip import sdp
 from pbx.sip.dialog import Dialog
 from pbx.sip.ids import new_tag
 from pbx.sip.message import Request, Response, make_response
@@ -68,6 +70,11 @@ class Leg:
     device: str = ""  # the SIP username of a phone leg
     cancel_pending: bool = False
     owns_media: bool = True  # forks share the call's B endpoint until one answers
+    offer: sdp.SessionDescription | None = None  # the far end's offer, until answered
+    awaiting_answer: bool = False  # we offered in a 2xx: the answer comes in the ACK
+    sdp_version: int = 1  # o= version of what we last sent on this leg
+    trunk: TrunkInfo | None = None  # a leg toward the carrier: answers its challenges
+    auth_tries: int = 0
     on_end: Callable[[Leg, str], None] | None = None
 
     def __post_init__(self) -> None:

@@ -102,3 +102,19 @@ def test_a_blind_transfer_from_the_phone_connects_the_other_party(pbx: Pbx, phon
     target.wait_closed()
     _assert_tone(_heard(target), 440)
     _assert_tone(_heard(caller, 1.0), 700)
+
+
+def test_a_caller_without_an_offer_gets_ours_in_the_200_and_answers_in_the_ack(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
+    from tests.integration.peers.sipp import run_sipp, sipp_binary
+
+    if sipp_binary() is None:
+        pytest.skip("SIPp (sip-tester) is not installed")
+    callee = phones["202"]
+    result = run_sipp("uac_late_offer", pbx.address, keys={"service": "202", "user": "201"},
+                      auth=("201", pbx.secrets["201"]), duration_ms=3000, play_audio=True)
+    assert result.ok, result.explain()
+    callee.wait_closed()
+    heard = callee.received_audio()
+    assert rms(heard[4000:20000]) > 300, "the late-offer caller's audio did not arrive"
