@@ -7,9 +7,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from pbx.engine.calls import Call, CallManager, CallState
+from pbx.engine.call import Call, CallState
+from pbx.engine.calls import CallManager
 from pbx.engine.legs import Leg
 from pbx.engine.media import bridge
+from pbx.engine.negotiation import is_hold, local_sdp, take_answer
 from pbx.engine.routing import Party
 from pbx.sip import sdp
 from pbx.sip.errors import SipParseError
@@ -64,31 +66,23 @@ class Features:
         """A re-INVITE: hold, resume or a new address. Without an offer, we offer in the 200."""
         try:
             leg.offer = sdp.SessionDescription.parse(request.body) if request.body else None
-            body = self.calls.local_sdp(leg, prefer=leg.media.codec)
+            body = local_sdp(self.engine.advertise, leg, prefer=leg.media.codec)
         except sdp.NoCommonCodec:
             self._reply(request, 488)
             return
         except sdp.SdpError as error:
             self._reply(request, 400, headers=(("Warning", f'399 centralino "{error}"'),))
             return
-        held = False
-        if request.body:
-            held = sdp.direction(sdp.SessionDescription.parse(request.body)) in ("sendonly", "inactive")
         self._reply(request, 200, body=body, headers=(
             ("Contact", self.stack.contact(transport=leg.transport)),
             ("Content-Type", "application/sdp"),
         ))
         if request.body:
-            self._set_hold(leg, held)
+            self._set_hold(leg, is_hold(request.body))
 
     def _answered_in_ack(self, leg: Leg, ack: Request) -> None:
-        if not self.calls.take_answer(leg, ack.body):
-            return
-        try:
-            held = sdp.direction(sdp.SessionDescription.parse(ack.body)) in ("sendonly", "inactive")
-        except sdp.SdpError:
-            return
-        self._set_hold(leg, held)
+        if take_answer(leg, ack.body):
+            self._set_hold(leg, is_hold(ack.body))
 
     def _set_hold(self, leg: Leg, held: bool) -> None:
         """The far end of `leg` holds or resumes: the other party hears music, or it again."""
