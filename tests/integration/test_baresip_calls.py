@@ -118,3 +118,40 @@ def test_a_caller_without_an_offer_gets_ours_in_the_200_and_answers_in_the_ack(
     callee.wait_closed()
     heard = callee.received_audio()
     assert rms(heard[4000:20000]) > 300, "the late-offer caller's audio did not arrive"
+
+
+def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+    import socket
+
+    from pbx.media.g711 import encode_ulaw
+    from pbx.media.rtp import RtpPacket
+    from pbx.media.tone import sine
+
+    caller, callee = phones["201"], phones["202"]
+    caller.dial(f"sip:202@{pbx.address}")
+    callee.wait_established()
+    caller.wait_established()
+    time.sleep(0.5)
+
+    async def caller_leg_port() -> int:
+        [call] = pbx.engine.calls.calls.values()
+        return call.a.media.port
+
+    port = pbx.run(caller_leg_port())
+    payload = encode_ulaw(sine(2000, 0.02, amplitude=0.8))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        for n in range(100):
+            packet = RtpPacket(payload_type=0, sequence_number=n, timestamp=160 * n,
+                               ssrc=0x5EED, payload=payload)
+            stranger.sendto(bytes(packet), ("127.0.0.1", port))
+            time.sleep(0.02)
+
+    async def ignored() -> int:
+        [call] = pbx.engine.calls.calls.values()
+        return call.a.media.ignored
+
+    assert pbx.run(ignored()) >= 100
+    caller.hangup()
+    callee.wait_closed()
+    _assert_tone(_heard(callee, 1.5), 440)
