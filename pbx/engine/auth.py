@@ -7,7 +7,7 @@ work, so that accounts cannot be enumerated.
 from __future__ import annotations
 
 import secrets
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from pbx.engine.directory import DeviceInfo, Directory
@@ -72,6 +72,7 @@ class Authenticator:
         self.algorithms = algorithms
         self.nonces = digest.NonceService(secrets.token_bytes(32), nonce_lifetime)
         self.tracker = tracker or FailureTracker(20, 60, 300)
+        self.accepted: Counter[str] = Counter()  # successful authentications per algorithm
 
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
         return digest.challenges_for(
@@ -102,6 +103,7 @@ class Authenticator:
         if verdict == "stale":
             return AuthOutcome(None, self.challenge(now, stale=True))
         self.tracker.succeeded(source_ip)
+        self.accepted[algorithm] += 1
         return AuthOutcome(device, [])
 
     def _failure(self, source_ip: str, now: float) -> AuthOutcome:

@@ -122,6 +122,7 @@ class Engine:
             "rtp_ports_in_use": self.media.in_use,
             "trunks": {r.trunk.name: r.state for r in self.trunks.registrations.values()},
             "sip": dict(self.stack.stats),
+            "authenticated": dict(self.auth.accepted),
         }
 
     def _spawn(self, coro: Any) -> None:

@@ -91,3 +91,18 @@ def test_a_pyvoip_phone_makes_a_short_call(pbx: Pbx, baresip_203: Baresip) -> No
         baresip_203.wait_closed()
         assert_tone(baresip_203.received_audio(), 600)
         assert_tone(phone.received_audio(), 1000)
+
+
+@needs_linphone
+def test_linphone_registers_with_a_sha256_challenge_offered_first() -> None:
+    from tests.integration.engine_fixture import start_pbx, stop_pbx
+
+    server = start_pbx(digest_algorithms=("SHA-256", "MD5"))
+    try:
+        server.add_extension("201")
+        with Linphone("201", password=server.secrets["201"], registrar=server.address) as lin:
+            lin.wait_registered()
+            assert server.registered("201")
+            assert server.engine.auth.accepted["SHA-256"] >= 1, dict(server.engine.auth.accepted)
+    finally:
+        stop_pbx(server)
