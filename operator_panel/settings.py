@@ -186,3 +186,5 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
 LOGIN_URL = "/admin/login/"
+# Messages carry SIP secrets shown once: keep them server-side, not in a (signed, readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"

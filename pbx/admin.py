@@ -7,17 +7,21 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from pbx.models import Company, Device, Did, Extension, Site, Trunk, generate_secret
 
 
 class DeviceForm(forms.ModelForm):
     secret = forms.CharField(
-        required=False, min_length=8, widget=forms.PasswordInput(render_value=False),
-        help_text="Leave empty to generate one. It is shown once after saving, never again.",
+        label=_("secret"), required=False, min_length=8,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Leave empty to generate one. It is shown once after saving, never again."),
     )
     rotate_secret = forms.BooleanField(
-        required=False, help_text="Replace the secret with a new random one (shown once)."
+        label=_("rotate secret"), required=False,
+        help_text=_("Replace the secret with a new random one (shown once)."),
     )
 
     class Meta:
@@ -36,11 +40,10 @@ class DeviceAdmin(admin.ModelAdmin):
         if not change or secret or form.cleaned_data.get("rotate_secret") or obj.username != form.initial.get("username", obj.username):
             secret = secret or generate_secret()
             obj.set_secret(secret)
-            messages.warning(
-                request,
-                f"SIP credentials of {obj.username}: secret {secret} (realm {obj.realm}). "
-                "Copy it now: it will not be shown again.",
-            )
+            messages.warning(request, gettext(
+                "SIP credentials of %(username)s: secret %(secret)s (realm %(realm)s). "
+                "Copy it now: it will not be shown again."
+            ) % {"username": obj.username, "secret": secret, "realm": obj.realm})
         super().save_model(request, obj, form, change)
 
 

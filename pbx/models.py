@@ -52,7 +52,9 @@ class Company(models.Model):
 class Site(models.Model):
     """A location of the company ("sede")."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="sites")
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="sites", verbose_name=_("company")
+    )
     name = models.CharField(_("name"), max_length=120)
     address = models.CharField(_("address"), max_length=250, blank=True)
 
@@ -75,9 +77,12 @@ class RingMode(models.TextChoices):
 class Extension(models.Model):
     """A short number with its person, ring mode and forwarding ("interno")."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="extensions")
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="extensions", verbose_name=_("company")
+    )
     site = models.ForeignKey(
-        Site, on_delete=models.SET_NULL, null=True, blank=True, related_name="extensions"
+        Site, on_delete=models.SET_NULL, null=True, blank=True, related_name="extensions",
+        verbose_name=_("site"),
     )
     number = models.CharField(_("short number"), max_length=6, validators=[short_number_validator])
     display_name = models.CharField(_("name"), max_length=120)
@@ -123,7 +128,9 @@ class Device(models.Model):
     answer a phone's digest response, never enough to show the secret again.
     """
 
-    extension = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="devices")
+    extension = models.ForeignKey(
+        Extension, on_delete=models.CASCADE, related_name="devices", verbose_name=_("extension")
+    )
     label = models.CharField(_("label"), max_length=60, blank=True)
     username = models.CharField(
         _("SIP username"), max_length=64, unique=True, validators=[sip_username_validator]
@@ -168,11 +175,15 @@ class Transport(models.TextChoices):
 class Trunk(models.Model):
     """A SIP trunk to a carrier: how calls leave and how the company's numbers arrive."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="trunks")
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="trunks", verbose_name=_("company")
+    )
     name = models.CharField(_("name"), max_length=60)
     host = models.CharField(_("carrier host"), max_length=253)
     port = models.PositiveIntegerField(_("port"), default=5060)
-    transport = models.CharField(max_length=3, choices=Transport.choices, default=Transport.UDP)
+    transport = models.CharField(
+        _("transport"), max_length=3, choices=Transport.choices, default=Transport.UDP
+    )
     username = models.CharField(_("username"), max_length=64, blank=True)
     # The carrier's challenges need the secret itself (we are the client): kept, never listed.
     password = models.CharField(_("password"), max_length=128, blank=True)
@@ -205,7 +216,9 @@ class DidTarget(models.TextChoices):
 class Did(models.Model):
     """A company number brought by a trunk, and where its calls are routed."""
 
-    trunk = models.ForeignKey(Trunk, on_delete=models.CASCADE, related_name="dids")
+    trunk = models.ForeignKey(
+        Trunk, on_delete=models.CASCADE, related_name="dids", verbose_name=_("SIP trunk")
+    )
     number = models.CharField(
         _("company number"), max_length=21, unique=True, validators=[did_validator]
     )
@@ -213,7 +226,8 @@ class Did(models.Model):
         _("routed to"), max_length=20, choices=DidTarget.choices, default=DidTarget.EXTENSION
     )
     extension = models.ForeignKey(
-        Extension, on_delete=models.SET_NULL, null=True, blank=True, related_name="dids"
+        Extension, on_delete=models.SET_NULL, null=True, blank=True, related_name="dids",
+        verbose_name=_("extension"),
     )
 
     class Meta:

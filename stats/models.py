@@ -29,9 +29,10 @@ class CallRecord(models.Model):
     call_id = models.CharField(max_length=64, unique=True)
     node = models.CharField(max_length=64, default="")
     company = models.ForeignKey(
-        "pbx.Company", on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+        "pbx.Company", on_delete=models.SET_NULL, null=True, blank=True, related_name="calls",
+        verbose_name=_("company"),
     )
-    direction = models.CharField(max_length=10, choices=Direction.choices)
+    direction = models.CharField(_("direction"), max_length=10, choices=Direction.choices)
     caller = models.CharField(_("caller"), max_length=64)
     caller_name = models.CharField(_("caller name"), max_length=120, blank=True)
     callee = models.CharField(_("called"), max_length=64)
@@ -40,7 +41,7 @@ class CallRecord(models.Model):
     answered_at = models.DateTimeField(_("answer"), null=True, blank=True)
     ended_at = models.DateTimeField(_("end"), null=True, blank=True)
     disposition = models.CharField(
-        max_length=12, choices=Disposition.choices, default=Disposition.IN_PROGRESS
+        _("outcome"), max_length=12, choices=Disposition.choices, default=Disposition.IN_PROGRESS
     )
     end_reason = models.CharField(max_length=60, blank=True)
 
