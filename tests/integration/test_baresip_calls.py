@@ -98,8 +98,8 @@ def test_a_blind_transfer_from_the_phone_connects_the_other_party(pbx: Pbx, phon
     target.wait_established()
     operator.wait_closed()
     time.sleep(2.5)
-    caller.hangup()
-    target.wait_closed()
+    target.hangup()  # the callee side ends this one: the caller gets the BYE
+    caller.wait_closed()
     _assert_tone(_heard(target), 440)
     _assert_tone(_heard(caller, 1.0), 700)
 
