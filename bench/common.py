@@ -79,15 +79,25 @@ def free_block(n: int, start: int = 30000, stop: int = 32700) -> int:
 class Server:
     """A benchmark server in its own process: started, waited for ("READY ..."), killed."""
 
-    def __init__(self, cmd: Sequence[str], log_path: Path, *, ready: str | None = "READY",
-                 stdin: bool = False) -> None:
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        log_path: Path,
+        *,
+        ready: str | None = "READY",
+        stdin: bool = False,
+    ) -> None:
         self.cmd = list(cmd)
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            self.cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if ready else self._log, stderr=self._log,
-            cwd=ROOT, start_new_session=True, text=True,
+            self.cmd,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if ready else self._log,
+            stderr=self._log,
+            cwd=ROOT,
+            start_new_session=True,
+            text=True,
         )
         self.ready_line = ""
         if ready:
@@ -106,7 +116,8 @@ class Server:
         return self.proc.stdout.readline()
 
     def log_tail(self, chars: int = 2000) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-chars:]
 
     def stop(self, grace: float = 5.0) -> None:
@@ -151,7 +162,7 @@ def machine_facts() -> dict[str, str]:
     """nproc, CPU model, Python version, event loop, OS: the context of every figure."""
     out = subprocess.run(["sipp", "-v"], capture_output=True, text=True)
     sipp = out.stdout + out.stderr
-    sipp_version = next((w for w in sipp.split() if w.startswith("v3")), "?")
+    sipp_version = next((w for w in sipp.split() if w.startswith("v3")), "?").rstrip(".")
     return {
         "nproc": str(os.cpu_count()),
         "cpu": cpu_model(),

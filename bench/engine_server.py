@@ -8,7 +8,8 @@
     python bench/engine_server.py media --rtp LO-HI
         Prints "READY", reads one JSON line [[host, port], ...] (two phones per call), allocates
         and bridges one endpoint per phone, answers with the JSON list of our RTP ports.
-Both run until SIGTERM. --profile FILE writes cProfile stats of the whole run on exit.
+Both run until SIGTERM. --profile FILE writes cProfile stats of the whole run on exit;
+--no-gc disables the cyclic garbage collector (a diagnostic: how much its pauses cost).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import signal
 import sys
@@ -56,10 +58,16 @@ def bench_directory(carrier_port: int, callees: int) -> MemoryDirectory:
     for number in [CALLER, *callee_numbers(callees)]:
         secret = CALLER_SECRET if number == CALLER else f"bench-{number}"
         directory.devices[number] = DeviceInfo(
-            number, REALM, ha1(number, REALM, secret, "MD5"),
-            ha1(number, REALM, secret, "SHA-256"), COMPANY, number)
+            number,
+            REALM,
+            ha1(number, REALM, secret, "MD5"),
+            ha1(number, REALM, secret, "SHA-256"),
+            COMPANY,
+            number,
+        )
         directory.extensions[(COMPANY, number)] = ExtensionInfo(
-            COMPANY, number, f"Bench {number}", (number,))
+            COMPANY, number, f"Bench {number}", (number,)
+        )
     directory.trunk_list.append(TrunkInfo(1, COMPANY, "carrier", "127.0.0.1", carrier_port))
     for number in callee_numbers(callees):
         did = DID_PREFIX + number
@@ -82,8 +90,13 @@ async def serve_sip(args: argparse.Namespace) -> None:
     await engine.start()
     address = f"127.0.0.1:{args.uas_port}"
     for number in callee_numbers(args.callees):
-        engine.registrar.bind(number, SipUri.parse(f"sip:{number}@{address}"),
-                              ("127.0.0.1", args.uas_port), "udp", engine.stack.now())
+        engine.registrar.bind(
+            number,
+            SipUri.parse(f"sip:{number}@{address}"),
+            ("127.0.0.1", args.uas_port),
+            "udp",
+            engine.stack.now(),
+        )
     print(f"READY {engine.sip_port}", flush=True)
     try:
         await _until_terminated()
@@ -128,7 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--callees", type=int, default=4000)
     parser.add_argument("--rtp", type=_port_range, default=(40000, 49999))
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--no-gc", action="store_true")
     args = parser.parse_args(argv)
+    if args.no_gc:
+        gc.disable()
     raise_nofile()
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
