@@ -33,7 +33,7 @@ class _EndpointLeg(MediaLeg):
 
     def __init__(self, endpoint: MediaEndpoint) -> None:
         super().__init__(None, name=str(endpoint.port))
-        self.endpoint = endpoint
+        self.endpoint: MediaEndpoint | None = endpoint  # None once closed: no cycle left behind
 
 
 class MediaEndpoint(asyncio.DatagramProtocol):
@@ -124,7 +124,9 @@ class MediaEndpoint(asyncio.DatagramProtocol):
         self._accepted += 1
         out = self._relay.process(leg, data, addr, self._clock())
         if out is not None:
-            leg.listener.endpoint._send(out)  # type: ignore[union-attr]
+            listener = leg.listener.endpoint  # type: ignore[union-attr]
+            if listener is not None:
+                listener._send(out)
         if self.tap is not None and addr == leg.latched:  # accepted, so latched
             self._tapped(data)
 
@@ -196,8 +198,12 @@ class MediaEndpoint(asyncio.DatagramProtocol):
         self.closed = True
         self._stop_player()
         self._relay.remove(self._leg)
+        # Break the endpoint <-> relay leg cycle: at hundreds of calls a second, cycles left to
+        # the garbage collector become its full-collection pauses, seen as post-dial delay.
+        self._leg.endpoint = None
         if self.transport is not None:
             self.transport.close()
+            self.transport = None
         self.manager.release(self.port)
 
 
