@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ class Call:
     on_answered: Any = None  # a feature (transfer) waiting for the answer instead of leg A
     route: Route | None = None
     b_media: MediaEndpoint | None = None  # shared by the forks until one answers
+    advance: Callable[[], None] | None = None  # ring-in-order: move on to the next device
 
     def move(self, new: CallState) -> None:
         if new not in _CALL_TRANSITIONS[self.state]:

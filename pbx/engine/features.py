@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pbx.engine.call import Call, CallState
 from pbx.engine.calls import CallManager
-from pbx.engine.legs import Leg
+from pbx.engine.legs import ALLOW, Leg
 from pbx.engine.media import bridge
 from pbx.engine.negotiation import is_hold, local_sdp, take_answer
 from pbx.engine.routing import Party
@@ -202,6 +202,3 @@ class Features:
             return call.caller
         company = call.caller.company_id
         return Party(company, leg.label, "", leg.device)
-
-
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO, UPDATE"

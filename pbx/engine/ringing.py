@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pbx.engine.call import Call, CallState, better_failure
-from pbx.engine.legs import Leg, LegState
+from pbx.engine.legs import ALLOW, Leg, LegState
 from pbx.engine.negotiation import offer_for_callee, take_answer
 from pbx.engine.routing import Party, Route
 from pbx.sip.dialog import Dialog
@@ -51,18 +51,30 @@ class Ringing:
         self._arm_no_answer(call, route)
 
     def _ring_in_order(self, call: Call, route: Route, bindings: list[Any], share: float) -> None:
+        """Ring the first device for `share` seconds, then the next, until one answers.
+
+        A device that refuses (busy, rejected) passes the turn at once (`call.advance`).
+        """
+        call.advance = None
         if call.state is not CallState.RINGING or not bindings:
             return
         first, rest = bindings[0], bindings[1:]
         leg = self._fork(call, route, first.contact, first.source, first.transport, first.username)
+        if not rest:
+            return
+        timer: asyncio.TimerHandle | None = None
 
-        def next_device() -> None:
-            if call.state is CallState.RINGING and not leg.ended:
+        def advance() -> None:
+            if call.advance is not advance:
+                return  # the ringing stopped (answered, given up, forwarded) since
+            if timer is not None:
+                timer.cancel()
+            if call.state is CallState.RINGING and not leg.ended and leg.state is not LegState.ENDING:
                 leg.hangup("next device")
             self._ring_in_order(call, route, rest, share)
 
-        if rest:
-            asyncio.get_running_loop().call_later(share, next_device)
+        call.advance = advance
+        timer = asyncio.get_running_loop().call_later(share, advance)
 
     def _arm_no_answer(self, call: Call, route: Route) -> None:
         loop = asyncio.get_running_loop()
@@ -97,7 +109,7 @@ class Ringing:
             ("Call-ID", new_call_id(self.engine.advertise)),
             ("CSeq", "1 INVITE"),
             ("Contact", self.stack.contact(transport=transport)),
-            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO"),
+            ("Allow", ALLOW),
             ("User-Agent", "Centralino"),
             ("Content-Type", "application/sdp"),
         ])
@@ -111,6 +123,7 @@ class Ringing:
         return leg
 
     def _stop_forks(self, call: Call, keep: Leg | None = None) -> None:
+        call.advance = None
         for leg in call.forks:
             if leg is not keep and not leg.ended and leg.state is not LegState.ENDING:
                 leg.on_end = None
@@ -210,6 +223,9 @@ class Ringing:
             return
         call.best_failure = better_failure(call.best_failure, status)
         if any(not f.ended for f in call.forks):
+            return
+        if call.advance is not None:  # ringing in order: the next device's turn, now
+            call.advance()
             return
         if call.no_answer:
             call.no_answer.cancel()

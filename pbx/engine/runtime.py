@@ -12,8 +12,8 @@ import numpy as np
 from pbx.engine.auth import Authenticator, FailureTracker
 from pbx.engine.calls import CallManager
 from pbx.engine.directory import Directory
-from pbx.engine.features import ALLOW, Features
-from pbx.engine.legs import reject
+from pbx.engine.features import Features
+from pbx.engine.legs import ALLOW, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.records import CallRecorder, MemoryRecorder
 from pbx.engine.registrar import Registrar

@@ -117,3 +117,16 @@ def test_forwarding_to_an_outside_number_leaves_through_the_trunk(server: Pbx) -
         assert result.ok, result.explain()
         received = carrier.wait(10)
     assert "INVITE sip:612345678@" in received.messages
+
+
+def test_ring_in_order_moves_on_at_once_when_a_device_refuses(server: Pbx) -> None:
+    server.add_extension("202", devices=("202-desk", "202-app"), ring_mode="in_order",
+                         no_answer_timeout=30)
+    with sipp_uas("uas_busy") as desk, sipp_uas("uas_answer") as app:
+        server.bind("202-desk", desk.address)
+        server.bind("202-app", app.address)
+        started = time.monotonic()
+        result = _call(server, "202")
+        assert result.ok, result.explain()
+        assert app.wait(10).ok
+        assert time.monotonic() - started < 5  # not the desk phone's 15 s share
