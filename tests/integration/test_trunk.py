@@ -53,3 +53,27 @@ def test_a_stranger_on_another_port_is_not_taken_for_the_carrier(pbx: Pbx) -> No
                       keys={"service": "0298765432", "user": "3471234567"}, recv_timeout_ms=2000)
     assert not result.ok  # challenged with 401, which a carrier scenario does not expect
     assert "401" in result.messages or "401" in result.error_log
+
+
+def test_the_trunk_registers_to_the_carrier_answering_its_challenge(pbx: Pbx) -> None:
+    with sipp_uas("uas_registrar") as carrier:
+        pbx.add_trunk(carrier.port, username="alice", password="secret", register=True)
+        registered = carrier.wait(10)
+    assert registered.ok, registered.explain()
+    assert "Authorization: Digest username=\"alice\"" in registered.messages
+
+    async def states() -> dict[str, str]:
+        return pbx.engine.status()["trunks"]
+
+    assert pbx.run(states()) == {"carrier": "registered"}
+
+
+def test_a_trunk_with_the_wrong_password_is_reported_failed(pbx: Pbx) -> None:
+    with sipp_uas("uas_registrar") as carrier:
+        pbx.add_trunk(carrier.port, username="alice", password="wrong", register=True)
+        carrier.wait(10)
+
+    async def states() -> dict[str, str]:
+        return pbx.engine.status()["trunks"]
+
+    assert pbx.run(states()) == {"carrier": "failed"}
