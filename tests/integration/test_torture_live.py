@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.engine_fixture import Pbx
-from tests.unit.test_rfc4475 import EXPECTED
 from tests.integration.peers.sipp import run_sipp, sipp_binary, sipp_uas
+from tests.unit.test_rfc4475 import EXPECTED
 
 pytestmark = [
     pytest.mark.integration,
