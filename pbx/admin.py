@@ -10,7 +10,16 @@ from django.http import HttpRequest
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from pbx.models import Company, Device, Did, Extension, Site, Trunk, generate_secret
+from pbx.models import (
+    Company,
+    Device,
+    Did,
+    Extension,
+    Registration,
+    Site,
+    Trunk,
+    generate_secret,
+)
 
 
 class DeviceForm(forms.ModelForm):
@@ -101,3 +110,18 @@ class TrunkAdmin(admin.ModelAdmin):
 class DidAdmin(admin.ModelAdmin):
     list_display = ("number", "trunk", "target_kind", "extension")
     search_fields = ("number",)
+
+
+@admin.register(Registration)
+class RegistrationAdmin(admin.ModelAdmin):
+    """Where each phone is registered now (read-only: the engine writes these)."""
+
+    list_display = ("username", "contact", "transport", "expires_at", "node")
+    list_filter = ("node", "transport")
+    search_fields = ("username", "contact")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -262,3 +262,28 @@ class ConfigStamp(models.Model):
     @classmethod
     def current(cls) -> int:
         return cls.objects.filter(pk=1).values_list("version", flat=True).first() or 0
+
+
+class Registration(models.Model):
+    """Where a device registered, kept so that a restarted engine still reaches it.
+
+    Written by the engine (pbx/bindings.py) on every REGISTER; read back once at start-up.
+    """
+
+    node = models.CharField(max_length=64)
+    username = models.CharField(max_length=64)
+    contact = models.CharField(max_length=512)
+    source_host = models.CharField(max_length=64)
+    source_port = models.PositiveIntegerField()
+    transport = models.CharField(max_length=3)
+    expires_at = models.DateTimeField()
+    call_id = models.CharField(max_length=256)
+    cseq = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = _("registration")
+        verbose_name_plural = _("registrations")
+        indexes = [models.Index(fields=["node", "username"])]
+
+    def __str__(self) -> str:
+        return f"{self.username} at {self.contact}"

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from pbx.bindings import OrmBindingStore
 from pbx.config import OrmDirectory
 from pbx.engine.runtime import Engine, EngineConfig
 from stats.recorder import OrmCallRecorder
@@ -33,6 +34,6 @@ def engine_config(**overrides: Any) -> EngineConfig:
 
 
 def build_engine(**overrides: Any) -> Engine:
-    """The engine of this node: settings (with `overrides`), the ORM directory and CDR writer."""
+    """The engine of this node: settings (with `overrides`) and the database behind it."""
     config = engine_config(**overrides)
-    return Engine(config, OrmDirectory(), OrmCallRecorder(config.node))
+    return Engine(config, OrmDirectory(), OrmCallRecorder(config.node), OrmBindingStore(config.node))

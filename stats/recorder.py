@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
-from django.db import close_old_connections
 from django.utils import timezone
 
+from pbx.writer import BackgroundWriter
 from stats.models import CallRecord, Disposition
 
 log = logging.getLogger(__name__)
@@ -23,17 +21,8 @@ class OrmCallRecorder:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdr")
-
-    def _submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]:
-        def run() -> None:
-            close_old_connections()
-            try:
-                fn(*args, **kwargs)
-            except Exception:
-                log.exception("call record write failed")
-
-        return self._writer.submit(run)
+        self._writer = BackgroundWriter("cdr")
+        self._submit = self._writer.submit
 
     def started(self, call_id: str, *, direction: str, caller: str, caller_name: str,
                 callee: str, company_id: int | None) -> None:
@@ -55,7 +44,6 @@ class OrmCallRecorder:
     async def recover(self) -> int:
         """Close the records a crash of this node left open, as interrupted."""
         def close() -> int:
-            close_old_connections()
             return CallRecord.objects.filter(node=self.node, disposition=Disposition.IN_PROGRESS).update(
                 disposition=Disposition.INTERRUPTED, ended_at=timezone.now(), end_reason="engine restart")
 
@@ -66,4 +54,4 @@ class OrmCallRecorder:
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every write queued so far is done (tests, shutdown)."""
-        self._writer.submit(lambda: None).result(timeout)
+        self._writer.flush(timeout)

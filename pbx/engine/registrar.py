@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Protocol
 
 from pbx.sip.errors import SipParseError
 from pbx.sip.headers import NameAddr
@@ -30,6 +32,28 @@ class Binding:
         return max(0, int(self.expires_at - now))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBinding:
+    """A binding as kept across restarts: times on the wall clock, not the loop's."""
+
+    username: str
+    contact: str
+    source_host: str
+    source_port: int
+    transport: str
+    expires_at: float  # Unix time
+    call_id: str
+    cseq: int
+
+
+class BindingStore(Protocol):
+    """Keeps registrations across engine restarts (the database, Redis ...)."""
+
+    def save(self, username: str, bindings: list[StoredBinding]) -> None: ...
+
+    async def load(self) -> list[StoredBinding]: ...
+
+
 class RegistrationError(Exception):
     def __init__(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(reason)
@@ -39,11 +63,49 @@ class RegistrationError(Exception):
 class Registrar:
     """In-memory bindings per SIP username (they are re-created within one refresh interval)."""
 
-    def __init__(self, min_expires: int = 60, max_expires: int = 3600, default_expires: int = 3600) -> None:
+    def __init__(self, min_expires: int = 60, max_expires: int = 3600, default_expires: int = 3600,
+                 store: BindingStore | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = min(default_expires, max_expires)
         self._bindings: dict[str, list[Binding]] = {}
+        self.store = store
+        self.wall_clock = wall_clock
+
+    async def restore(self, now: float) -> int:
+        """Take back the bindings saved before a restart that have not expired; return how many.
+
+        Phones register for up to an hour: without this, a restart would leave them
+        unreachable until their next REGISTER.
+        """
+        if self.store is None:
+            return 0
+        offset = now - self.wall_clock()
+        restored = 0
+        for saved in await self.store.load():
+            expires_at = saved.expires_at + offset
+            if expires_at <= now:
+                continue
+            try:
+                contact = SipUri.parse(saved.contact)
+            except SipParseError:
+                continue
+            self._bindings.setdefault(saved.username, []).append(Binding(
+                saved.username, contact, (saved.source_host, saved.source_port), saved.transport,
+                expires_at, saved.call_id, saved.cseq))
+            restored += 1
+        return restored
+
+    def _persist(self, username: str, now: float) -> None:
+        if self.store is None:
+            return
+        offset = self.wall_clock() - now
+        self.store.save(username, [
+            StoredBinding(username, str(b.contact), b.source[0], b.source[1], b.transport,
+                          b.expires_at + offset, b.call_id, b.cseq)
+            for b in self.contacts(username, now)
+        ])
 
     def register(self, username: str, request: Request, source: Addr, transport: str, now: float) -> Response:
         """Apply an authenticated REGISTER and return the response listing current contacts."""
@@ -53,6 +115,7 @@ class Registrar:
             return make_response(request, error.status, error.reason, headers=error.headers)
         except SipParseError as error:
             return make_response(request, 400, error.reason)
+        self._persist(username, now)
         headers = [("Contact", f"<{b.contact}>;expires={b.expires_in(now)}")
                    for b in self.contacts(username, now)]
         headers.append(("Date", formatdate(time.time(), usegmt=True)))

@@ -17,7 +17,7 @@ from pbx.engine.features import Features
 from pbx.engine.legs import ALLOW, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.records import CallRecorder, MemoryRecorder
-from pbx.engine.registrar import Registrar
+from pbx.engine.registrar import BindingStore, Registrar
 from pbx.engine.routing import Party, Router
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
@@ -57,14 +57,14 @@ class Engine:
     """One telephony node. `await start()` binds and serves; `await stop()` hangs up and closes."""
 
     def __init__(self, config: EngineConfig, directory: Directory,
-                 recorder: CallRecorder | None = None) -> None:
+                 recorder: CallRecorder | None = None, bindings: BindingStore | None = None) -> None:
         self.config = config
         self.directory = directory
         self.recorder: CallRecorder = recorder or MemoryRecorder()
         self.advertise = config.advertise or (config.bind if config.bind not in ("0.0.0.0", "::") else "127.0.0.1")
         self.stack = SipStack(self.advertise)
         self.stack.user = self
-        self.registrar = Registrar(config.min_expires, config.max_expires)
+        self.registrar = Registrar(config.min_expires, config.max_expires, store=bindings)
         self.auth = Authenticator(
             config.realm, directory, nonce_lifetime=config.nonce_lifetime,
             algorithms=config.digest_algorithms,
@@ -89,6 +89,9 @@ class Engine:
         if recover is not None:  # close the call records a crash left open
             await recover()
         await self.stack.start(self.config.bind, self.config.sip_port)
+        restored = await self.registrar.restore(self.stack.now())
+        if restored:
+            log.info("engine %s: %d registrations restored", self.config.node, restored)
         self.running = True
         await self.trunks.load()
         self._schedule_reload()

@@ -89,3 +89,35 @@ def test_records_left_open_by_a_crash_are_closed_as_interrupted_on_the_next_star
         thread.close()
     record = CallRecord.objects.get(call_id="left-open")
     assert record.disposition == "interrupted" and record.ended_at is not None
+
+
+def test_phones_stay_reachable_across_an_engine_restart() -> None:
+    call_command("extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh")
+    port, phone_port = free_port_range(1), free_port_range(1)
+    first = build_engine(sip_port=port, rtp_ports=(47000, 47199), node="restart-node")
+    thread = EngineThread()
+    try:
+        thread.run(first.start())
+        registered = run_sipp("register_auth", f"127.0.0.1:{port}", keys={"user": "202"},
+                              auth=("202", "secret-202-abcdefgh"), local_port=phone_port)
+        assert registered.ok, registered.explain()
+        thread.run(first.stop())
+        first.registrar.store.flush()  # type: ignore[union-attr]
+    finally:
+        thread.close()
+
+    second = build_engine(sip_port=port, rtp_ports=(47200, 47399), node="restart-node")
+    thread = EngineThread()
+    try:
+        thread.run(second.start())
+
+        async def contacts() -> list[tuple[str, tuple[str, int]]]:
+            now = second.stack.now()
+            return [(str(b.contact), b.source) for b in second.registrar.contacts("202", now)]
+
+        assert thread.run(contacts()) == [
+            (f"sip:202@127.0.0.1:{phone_port}", ("127.0.0.1", phone_port))
+        ]
+    finally:
+        thread.run(second.stop())
+        thread.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pbx.engine.registrar import Registrar
+from pbx.engine.registrar import Registrar, StoredBinding
 from pbx.sip.message import Request, parse_message
 
 
@@ -72,3 +72,38 @@ def test_an_older_reordered_register_does_not_override_a_newer_one() -> None:
     registrar.register("201", _register(["<sip:201@a>;expires=600"], cseq=5), ("h", 1), "udp", now=0)
     registrar.register("201", _register(["<sip:201@a>;expires=0"], cseq=4), ("h", 1), "udp", now=1)
     assert len(registrar.contacts("201", now=2)) == 1
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.saved: dict[str, list[StoredBinding]] = {}
+
+    def save(self, username: str, bindings: list[StoredBinding]) -> None:
+        self.saved[username] = bindings
+
+    async def load(self) -> list[StoredBinding]:
+        return [b for bindings in self.saved.values() for b in bindings]
+
+
+def test_every_change_is_saved_with_wall_clock_expiry() -> None:
+    store = _Store()
+    registrar = Registrar(store=store, wall_clock=lambda: 1_000_000.0)
+    registrar.register("201", _register(["<sip:201@10.0.0.1>;expires=600"]), ("10.0.0.1", 5062), "udp", now=50)
+    [saved] = store.saved["201"]
+    assert (saved.contact, saved.source_host, saved.source_port) == ("sip:201@10.0.0.1", "10.0.0.1", 5062)
+    assert saved.expires_at == 1_000_600.0
+    registrar.register("201", _register(["*"], expires="0", cseq=2), ("10.0.0.1", 5062), "udp", now=60)
+    assert store.saved["201"] == []
+
+
+async def test_a_new_registrar_takes_back_what_has_not_expired() -> None:
+    store = _Store()
+    before = Registrar(store=store, wall_clock=lambda: 1_000_000.0)
+    before.register("201", _register(["<sip:201@a>;expires=600"]), ("h", 1), "udp", now=0)
+    before.register("202", _register(["<sip:202@b>;expires=60"], call_id="reg-2"), ("h", 2), "udp", now=0)
+    # Restarted 100 s later (wall clock), on a loop whose clock starts again from 5.
+    after = Registrar(store=store, wall_clock=lambda: 1_000_100.0)
+    assert await after.restore(now=5) == 1
+    [binding] = after.contacts("201", now=5)
+    assert binding.expires_in(5) == 500 and binding.source == ("h", 1)
+    assert after.contacts("202", now=5) == []
