@@ -8,7 +8,9 @@ came on (RFC 3261 18.2.2), and a request to a new address opens a connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 
 from pbx.sip.errors import SipParseError
@@ -20,6 +22,7 @@ Addr = tuple[str, int]
 OnMessage = Callable[[bytes, Addr, str], None]
 
 MAX_DATAGRAM = 65535
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -97,6 +100,13 @@ class SipTransports:
             lambda: _UdpProtocol(self.on_message), local_addr=(host, port)
         )
         self._udp = protocol
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Bursts of hundreds of call set-ups a second overflow the default buffer (about
+            # 200 KB) while the loop is busy: a dropped INVITE costs the caller a 500 ms
+            # retransmission. The kernel caps this at net.core.rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         self.host, self.port = transport.get_extra_info("sockname")[:2]
         self._server = await loop.create_server(
             lambda: _TcpConnection(self), host, self.port, reuse_address=True
