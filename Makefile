@@ -21,6 +21,8 @@ test: setup-dev
 	scripts/install_test_peers.sh
 	scripts/ensure_services.sh
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy pbx/sip pbx/media
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
 
 lint: setup-dev

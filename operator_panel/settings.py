@@ -136,7 +136,9 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -169,7 +171,9 @@ CENTRALINO_AUTH_BLOCK_SECONDS = envint("CENTRALINO_AUTH_BLOCK_SECONDS", "300")
 # Digest algorithms offered to phones, preferred first (RFC 8760). "SHA-256,MD5" for phones
 # that handle both; MD5 alone by default since some (baresip 1.0) fail on a SHA-256 challenge.
 CENTRALINO_DIGEST_ALGORITHMS = tuple(
-    a.strip().upper() for a in os.getenv("CENTRALINO_DIGEST_ALGORITHMS", "MD5").split(",") if a.strip()
+    a.strip().upper()
+    for a in os.getenv("CENTRALINO_DIGEST_ALGORITHMS", "MD5").split(",")
+    if a.strip()
 )
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 

@@ -44,8 +44,9 @@ def add_extension(
     site = None
     if site_name:
         site, _ = Site.objects.get_or_create(company=company, name=site_name)
-    extension = Extension(company=company, number=number, display_name=display_name, site=site,
-                          email=email)
+    extension = Extension(
+        company=company, number=number, display_name=display_name, site=site, email=email
+    )
     extension.full_clean()
     extension.save()
     device = Device(extension=extension, username=username or number, label="principale")

@@ -24,12 +24,15 @@ from pbx.models import (
 
 class DeviceForm(forms.ModelForm):
     secret = forms.CharField(
-        label=_("secret"), required=False, min_length=8,
+        label=_("secret"),
+        required=False,
+        min_length=8,
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Leave empty to generate one. It is shown once after saving, never again."),
     )
     rotate_secret = forms.BooleanField(
-        label=_("rotate secret"), required=False,
+        label=_("rotate secret"),
+        required=False,
         help_text=_("Replace the secret with a new random one (shown once)."),
     )
 
@@ -46,13 +49,22 @@ class DeviceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Device, form: Any, change: bool) -> None:
         secret = form.cleaned_data.get("secret")
-        if not change or secret or form.cleaned_data.get("rotate_secret") or obj.username != form.initial.get("username", obj.username):
+        if (
+            not change
+            or secret
+            or form.cleaned_data.get("rotate_secret")
+            or obj.username != form.initial.get("username", obj.username)
+        ):
             secret = secret or generate_secret()
             obj.set_secret(secret)
-            messages.warning(request, gettext(
-                "SIP credentials of %(username)s: secret %(secret)s (realm %(realm)s). "
-                "Copy it now: it will not be shown again."
-            ) % {"username": obj.username, "secret": secret, "realm": obj.realm})
+            messages.warning(
+                request,
+                gettext(
+                    "SIP credentials of %(username)s: secret %(secret)s (realm %(realm)s). "
+                    "Copy it now: it will not be shown again."
+                )
+                % {"username": obj.username, "secret": secret, "realm": obj.realm},
+            )
         super().save_model(request, obj, form, change)
 
 

@@ -26,15 +26,22 @@ class OrmBindingStore:
     @transaction.atomic
     def _replace(self, username: str, bindings: list[StoredBinding]) -> None:
         Registration.objects.filter(node=self.node, username=username).delete()
-        Registration.objects.bulk_create([
-            Registration(
-                node=self.node, username=b.username, contact=b.contact[:512],
-                source_host=b.source_host, source_port=b.source_port, transport=b.transport,
-                expires_at=datetime.fromtimestamp(b.expires_at, UTC), call_id=b.call_id[:256],
-                cseq=b.cseq,
-            )
-            for b in bindings
-        ])
+        Registration.objects.bulk_create(
+            [
+                Registration(
+                    node=self.node,
+                    username=b.username,
+                    contact=b.contact[:512],
+                    source_host=b.source_host,
+                    source_port=b.source_port,
+                    transport=b.transport,
+                    expires_at=datetime.fromtimestamp(b.expires_at, UTC),
+                    call_id=b.call_id[:256],
+                    cseq=b.cseq,
+                )
+                for b in bindings
+            ]
+        )
 
     async def load(self) -> list[StoredBinding]:
         def read() -> list[StoredBinding]:
@@ -42,8 +49,16 @@ class OrmBindingStore:
             Registration.objects.filter(node=self.node, expires_at__lte=now).delete()
             rows = Registration.objects.filter(node=self.node, expires_at__gt=now)
             return [
-                StoredBinding(r.username, r.contact, r.source_host, r.source_port, r.transport,
-                              r.expires_at.timestamp(), r.call_id, r.cseq)
+                StoredBinding(
+                    r.username,
+                    r.contact,
+                    r.source_host,
+                    r.source_port,
+                    r.transport,
+                    r.expires_at.timestamp(),
+                    r.call_id,
+                    r.cseq,
+                )
                 for r in rows
             ]
 

@@ -27,25 +27,58 @@ def load_snapshot(version: int) -> Snapshot:
     """Read the whole telephony configuration (small: one company's extensions and trunks)."""
     snap = Snapshot(version)
     usernames: dict[int, list[str]] = {}
-    for device in Device.objects.select_related("extension").order_by("extension_id", "position", "id"):
+    for device in Device.objects.select_related("extension").order_by(
+        "extension_id", "position", "id"
+    ):
         ext = device.extension
         snap.devices[device.username] = DeviceInfo(
-            device.username, device.realm, device.ha1_md5, device.ha1_sha256, ext.company_id, ext.number)
+            device.username,
+            device.realm,
+            device.ha1_md5,
+            device.ha1_sha256,
+            ext.company_id,
+            ext.number,
+        )
         usernames.setdefault(ext.id, []).append(device.username)
     for ext in Extension.objects.all():
         snap.extensions[(ext.company_id, ext.number)] = ExtensionInfo(
-            ext.company_id, ext.number, ext.display_name, tuple(usernames.get(ext.id, ())),
-            ext.do_not_disturb, ext.forward_always, ext.forward_busy, ext.forward_no_answer,
-            ext.no_answer_timeout, ext.ring_mode)
+            ext.company_id,
+            ext.number,
+            ext.display_name,
+            tuple(usernames.get(ext.id, ())),
+            ext.do_not_disturb,
+            ext.forward_always,
+            ext.forward_busy,
+            ext.forward_no_answer,
+            ext.no_answer_timeout,
+            ext.ring_mode,
+        )
     for trunk in Trunk.objects.filter(enabled=True).order_by("id"):
-        snap.trunks.append(TrunkInfo(
-            trunk.id, trunk.company_id, trunk.name, trunk.host, trunk.port, trunk.transport,
-            trunk.username, trunk.password, trunk.register, trunk.register_expires,
-            trunk.caller_id, trunk.outbound_prefix))
+        snap.trunks.append(
+            TrunkInfo(
+                trunk.id,
+                trunk.company_id,
+                trunk.name,
+                trunk.host,
+                trunk.port,
+                trunk.transport,
+                trunk.username,
+                trunk.password,
+                trunk.register,
+                trunk.register_expires,
+                trunk.caller_id,
+                trunk.outbound_prefix,
+            )
+        )
     for did in Did.objects.select_related("trunk", "extension").filter(trunk__enabled=True):
         if did.extension is not None:
-            snap.dids[did.number] = DidRoute(did.number, did.trunk.company_id, did.trunk_id,
-                                             did.target_kind, did.extension.number)
+            snap.dids[did.number] = DidRoute(
+                did.number,
+                did.trunk.company_id,
+                did.trunk_id,
+                did.target_kind,
+                did.extension.number,
+            )
     return snap
 
 

@@ -81,7 +81,11 @@ class Extension(models.Model):
         Company, on_delete=models.CASCADE, related_name="extensions", verbose_name=_("company")
     )
     site = models.ForeignKey(
-        Site, on_delete=models.SET_NULL, null=True, blank=True, related_name="extensions",
+        Site,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="extensions",
         verbose_name=_("site"),
     )
     number = models.CharField(_("short number"), max_length=6, validators=[short_number_validator])
@@ -92,9 +96,7 @@ class Extension(models.Model):
     forward_always = models.CharField(_("forward always to"), max_length=32, blank=True)
     forward_busy = models.CharField(_("forward when busy to"), max_length=32, blank=True)
     forward_no_answer = models.CharField(_("forward on no answer to"), max_length=32, blank=True)
-    no_answer_timeout = models.PositiveSmallIntegerField(
-        _("no-answer timeout (s)"), default=20
-    )
+    no_answer_timeout = models.PositiveSmallIntegerField(_("no-answer timeout (s)"), default=20)
     ring_mode = models.CharField(
         _("ring mode"), max_length=10, choices=RingMode.choices, default=RingMode.ALL
     )
@@ -190,11 +192,15 @@ class Trunk(models.Model):
     register = models.BooleanField(_("register to the carrier"), default=True)
     register_expires = models.PositiveIntegerField(_("registration interval (s)"), default=600)
     caller_id = models.CharField(
-        _("outgoing caller ID"), max_length=32, blank=True,
+        _("outgoing caller ID"),
+        max_length=32,
+        blank=True,
         help_text=_("The company number presented on outgoing calls."),
     )
     outbound_prefix = models.CharField(
-        _("outbound prefix"), max_length=4, default="0",
+        _("outbound prefix"),
+        max_length=4,
+        default="0",
         help_text=_("Dialled before an outside number; stripped before the call leaves."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
@@ -226,7 +232,11 @@ class Did(models.Model):
         _("routed to"), max_length=20, choices=DidTarget.choices, default=DidTarget.EXTENSION
     )
     extension = models.ForeignKey(
-        Extension, on_delete=models.SET_NULL, null=True, blank=True, related_name="dids",
+        Extension,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="dids",
         verbose_name=_("extension"),
     )
 

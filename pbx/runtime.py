@@ -36,4 +36,6 @@ def engine_config(**overrides: Any) -> EngineConfig:
 def build_engine(**overrides: Any) -> Engine:
     """The engine of this node: settings (with `overrides`) and the database behind it."""
     config = engine_config(**overrides)
-    return Engine(config, OrmDirectory(), OrmCallRecorder(config.node), OrmBindingStore(config.node))
+    return Engine(
+        config, OrmDirectory(), OrmCallRecorder(config.node), OrmBindingStore(config.node)
+    )

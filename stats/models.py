@@ -29,7 +29,11 @@ class CallRecord(models.Model):
     call_id = models.CharField(max_length=64, unique=True)
     node = models.CharField(max_length=64, default="")
     company = models.ForeignKey(
-        "pbx.Company", on_delete=models.SET_NULL, null=True, blank=True, related_name="calls",
+        "pbx.Company",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="calls",
         verbose_name=_("company"),
     )
     direction = models.CharField(_("direction"), max_length=10, choices=Direction.choices)

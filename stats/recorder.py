@@ -24,28 +24,56 @@ class OrmCallRecorder:
         self._writer = BackgroundWriter("cdr")
         self._submit = self._writer.submit
 
-    def started(self, call_id: str, *, direction: str, caller: str, caller_name: str,
-                callee: str, company_id: int | None) -> None:
+    def started(
+        self,
+        call_id: str,
+        *,
+        direction: str,
+        caller: str,
+        caller_name: str,
+        callee: str,
+        company_id: int | None,
+    ) -> None:
         now = timezone.now()
-        self._submit(CallRecord.objects.create, call_id=call_id, node=self.node,
-                     company_id=company_id, direction=direction, caller=caller[:64],
-                     caller_name=caller_name[:120], callee=callee[:64], started_at=now)
+        self._submit(
+            CallRecord.objects.create,
+            call_id=call_id,
+            node=self.node,
+            company_id=company_id,
+            direction=direction,
+            caller=caller[:64],
+            caller_name=caller_name[:120],
+            callee=callee[:64],
+            started_at=now,
+        )
 
     def answered(self, call_id: str, answered_by: str) -> None:
         now = timezone.now()
-        self._submit(lambda: CallRecord.objects.filter(call_id=call_id).update(
-            answered_at=now, answered_by=answered_by[:64]))
+        self._submit(
+            lambda: CallRecord.objects.filter(call_id=call_id).update(
+                answered_at=now, answered_by=answered_by[:64]
+            )
+        )
 
     def ended(self, call_id: str, disposition: str, reason: str) -> None:
         now = timezone.now()
-        self._submit(lambda: CallRecord.objects.filter(call_id=call_id).update(
-            ended_at=now, disposition=disposition, end_reason=reason[:60]))
+        self._submit(
+            lambda: CallRecord.objects.filter(call_id=call_id).update(
+                ended_at=now, disposition=disposition, end_reason=reason[:60]
+            )
+        )
 
     async def recover(self) -> int:
         """Close the records a crash of this node left open, as interrupted."""
+
         def close() -> int:
-            return CallRecord.objects.filter(node=self.node, disposition=Disposition.IN_PROGRESS).update(
-                disposition=Disposition.INTERRUPTED, ended_at=timezone.now(), end_reason="engine restart")
+            return CallRecord.objects.filter(
+                node=self.node, disposition=Disposition.IN_PROGRESS
+            ).update(
+                disposition=Disposition.INTERRUPTED,
+                ended_at=timezone.now(),
+                end_reason="engine restart",
+            )
 
         closed = await asyncio.wrap_future(self._writer.submit(close))
         if closed:

@@ -95,8 +95,13 @@ class Authenticator:
         else:
             ha1 = device.ha1_sha256 if algorithm == "SHA-256" else device.ha1_md5
         verdict = digest.authenticate(
-            credentials, realm=self.realm, method=request.method, ha1=ha1,
-            nonces=self.nonces, now=now, body=request.body,
+            credentials,
+            realm=self.realm,
+            method=request.method,
+            ha1=ha1,
+            nonces=self.nonces,
+            now=now,
+            body=request.body,
         )
         if device is None or verdict == "rejected":
             return self._failure(source_ip, now)

@@ -32,8 +32,14 @@ _CALL_TRANSITIONS = {
 
 
 # How an unanswered call ends, for the call record.
-DISPOSITIONS = {486: "busy", 600: "busy", 487: "cancelled", 404: "failed", 480: "no_answer",
-                 408: "no_answer"}
+DISPOSITIONS = {
+    486: "busy",
+    600: "busy",
+    487: "cancelled",
+    404: "failed",
+    480: "no_answer",
+    408: "no_answer",
+}
 
 
 @dataclass(eq=False)
@@ -59,8 +65,14 @@ class Call:
     def move(self, new: CallState) -> None:
         if new not in _CALL_TRANSITIONS[self.state]:
             raise RuntimeError(f"call {self.id}: {self.state.value} -> {new.value}")
-        log.info("call %s %s -> %s: %s -> %s", self.id[:8], self.caller.number, self.dialled,
-                 self.state.value, new.value)
+        log.info(
+            "call %s %s -> %s: %s -> %s",
+            self.id[:8],
+            self.caller.number,
+            self.dialled,
+            self.state.value,
+            new.value,
+        )
         self.state = new
 
     def other(self, leg: Leg) -> Leg | None:
@@ -77,4 +89,3 @@ def better_failure(current: int, new: int) -> int:
         return new
     rank = {486: 0, 600: 0, 603: 1, 480: 2, 408: 3, 487: 9}
     return new if rank.get(new, 5) < rank.get(current, 5) else current
-

@@ -41,8 +41,18 @@ class CallManager(Ringing):
 
     # --- new calls -------------------------------------------------------------------------
 
-    async def incoming(self, invite: Request, source: tuple[str, int], transport: str, key: Any,
-                       caller: Party, dialled: str, direction: str, *, did_route: Route | None = None) -> None:
+    async def incoming(
+        self,
+        invite: Request,
+        source: tuple[str, int],
+        transport: str,
+        key: Any,
+        caller: Party,
+        dialled: str,
+        direction: str,
+        *,
+        did_route: Route | None = None,
+    ) -> None:
         """Take a new INVITE from a phone or the trunk and route it."""
         try:
             offer = sdp.SessionDescription.parse(invite.body) if invite.body else None
@@ -52,24 +62,44 @@ class CallManager(Ringing):
         media = await self.engine.media.allocate()
         if offer is not None:
             try:  # refuse now an offer we could never answer, before anything rings
-                sdp.negotiate(offer, local_ip=self.engine.advertise, local_port=media.port,
-                              session_id=1, version=1)
+                sdp.negotiate(
+                    offer,
+                    local_ip=self.engine.advertise,
+                    local_port=media.port,
+                    session_id=1,
+                    version=1,
+                )
             except sdp.NoCommonCodec:
                 media.close()
                 reject(self.stack, invite, 488, "No common codec")
                 return
         # Without an offer (late offer, RFC 3261 13.2.1) we offer in the 200 and the
         # caller answers in its ACK.
-        leg = Leg(self.stack, "uas", invite, source, transport, media, label=caller.number,
-                  server_key=key, device=caller.device, offer=offer)
+        leg = Leg(
+            self.stack,
+            "uas",
+            invite,
+            source,
+            transport,
+            media,
+            label=caller.number,
+            server_key=key,
+            device=caller.device,
+            offer=offer,
+        )
         leg.respond(100)
         call = Call(uuid.uuid4().hex, leg, caller, dialled, direction)
         call.caller_extension = (caller.company_id, caller.number) if caller.device else None
         self._attach(call, leg)
         self.pending_invites[key] = leg
-        self.engine.recorder.started(call.id, direction=direction, caller=caller.number,
-                                     caller_name=caller.name, callee=dialled,
-                                     company_id=caller.company_id)
+        self.engine.recorder.started(
+            call.id,
+            direction=direction,
+            caller=caller.number,
+            caller_name=caller.name,
+            callee=dialled,
+            company_id=caller.company_id,
+        )
         route = did_route or await self.engine.router.route(caller, dialled)
         await self.follow(call, route)
 
@@ -169,7 +199,9 @@ class CallManager(Ringing):
         for leg in [call.a, *call.forks]:
             self.leg_call.pop(id(leg), None)
             if leg.dialog is not None:
-                self.dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag), None)
+                self.dialogs.pop(
+                    (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag), None
+                )
             if leg.owns_media:
                 leg.media.close()
         if call.b_media is not None:
@@ -181,7 +213,9 @@ class CallManager(Ringing):
     # --- requests inside dialogs and CANCEL --------------------------------------------------
 
     def find_leg(self, request: Request) -> Leg | None:
-        return self.dialogs.get((request.call_id, request.to_addr.tag or "", request.from_addr.tag or ""))
+        return self.dialogs.get(
+            (request.call_id, request.to_addr.tag or "", request.from_addr.tag or "")
+        )
 
     def cancel(self, invite_key: Any) -> bool:
         leg = self.pending_invites.pop(invite_key, None)

@@ -56,8 +56,14 @@ class Features:
         else:
             self._reply(request, 405, headers=(("Allow", ALLOW),))
 
-    def _reply(self, request: Request, status: int, *, body: bytes = b"",
-               headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _reply(
+        self,
+        request: Request,
+        status: int,
+        *,
+        body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.stack.send_response(make_response(request, status, headers=headers, body=body))
 
     # --- hold and resume ---------------------------------------------------------------
@@ -73,10 +79,15 @@ class Features:
         except sdp.SdpError as error:
             self._reply(request, 400, headers=(("Warning", f'399 centralino "{error}"'),))
             return
-        self._reply(request, 200, body=body, headers=(
-            ("Contact", self.stack.contact(transport=leg.transport)),
-            ("Content-Type", "application/sdp"),
-        ))
+        self._reply(
+            request,
+            200,
+            body=body,
+            headers=(
+                ("Contact", self.stack.contact(transport=leg.transport)),
+                ("Content-Type", "application/sdp"),
+            ),
+        )
         if request.body:
             self._set_hold(leg, is_hold(request.body))
 
@@ -124,9 +135,12 @@ class Features:
 
     def _notify(self, leg: Leg, status_line: str, *, final: bool) -> None:
         state = "terminated;reason=noresource" if final else "active;expires=60"
-        leg.send_in_dialog("NOTIFY", body=f"SIP/2.0 {status_line}\r\n".encode(),
-                           content_type=SIPFRAG,
-                           extra_headers=(("Event", "refer"), ("Subscription-State", state)))
+        leg.send_in_dialog(
+            "NOTIFY",
+            body=f"SIP/2.0 {status_line}\r\n".encode(),
+            content_type=SIPFRAG,
+            extra_headers=(("Event", "refer"), ("Subscription-State", state)),
+        )
 
     async def _blind(self, call: Call, referrer: Leg, number: str) -> None:
         transferee = call.other(referrer)
@@ -136,9 +150,14 @@ class Features:
         transferee.media.play(self.engine.media.moh)
         new = Call(uuid.uuid4().hex, transferee, party, number, "internal", state=CallState.ROUTING)
         self.calls.adopt(new, transferee)
-        self.engine.recorder.started(new.id, direction=new.direction, caller=party.number,
-                                     caller_name=party.name, callee=number,
-                                     company_id=party.company_id)
+        self.engine.recorder.started(
+            new.id,
+            direction=new.direction,
+            caller=party.number,
+            caller_name=party.name,
+            callee=number,
+            company_id=party.company_id,
+        )
 
         def done(new_call: Call, answered: Leg | None) -> None:
             if answered is None:
@@ -167,8 +186,9 @@ class Features:
         call_id = parts[0]
         params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
         to_tag, from_tag = params.get("to-tag", ""), params.get("from-tag", "")
-        other_leg = (self.calls.dialogs.get((call_id, to_tag, from_tag))
-                     or self.calls.dialogs.get((call_id, from_tag, to_tag)))
+        other_leg = self.calls.dialogs.get((call_id, to_tag, from_tag)) or self.calls.dialogs.get(
+            (call_id, from_tag, to_tag)
+        )
         transferee = call.other(referrer)
         other_call = self.calls.call_of(other_leg) if other_leg else None
         if other_leg is None or other_call is None or transferee is None:
@@ -183,7 +203,12 @@ class Features:
         self.calls.replace(call, referrer, target)
         bridge(transferee.media, target.media)
         transferee.remote_hold = target.remote_hold = False
-        log.info("call %s: attended transfer joins %s and %s", call.id[:8], transferee.label, target.label)
+        log.info(
+            "call %s: attended transfer joins %s and %s",
+            call.id[:8],
+            transferee.label,
+            target.label,
+        )
         self._notify(referrer, "200 OK", final=True)
         self._hang_up_later(referrer)
         self._hang_up_later(other_leg)

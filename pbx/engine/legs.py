@@ -39,8 +39,12 @@ class LegState(enum.Enum):
 
 _TRANSITIONS: dict[LegState, frozenset[LegState]] = {
     LegState.INCOMING: frozenset({LegState.RINGING, LegState.ANSWERED, LegState.ENDED}),
-    LegState.CALLING: frozenset({LegState.RINGING, LegState.ANSWERED, LegState.ENDING, LegState.ENDED}),
-    LegState.RINGING: frozenset({LegState.RINGING, LegState.ANSWERED, LegState.ENDING, LegState.ENDED}),
+    LegState.CALLING: frozenset(
+        {LegState.RINGING, LegState.ANSWERED, LegState.ENDING, LegState.ENDED}
+    ),
+    LegState.RINGING: frozenset(
+        {LegState.RINGING, LegState.ANSWERED, LegState.ENDING, LegState.ENDED}
+    ),
     LegState.ANSWERED: frozenset({LegState.ENDING, LegState.ENDED}),
     LegState.ENDING: frozenset({LegState.ANSWERED, LegState.ENDED}),
     LegState.ENDED: frozenset(),
@@ -86,7 +90,9 @@ class Leg:
         """Change state along the table; anything else is a bug."""
         if new not in _TRANSITIONS[self.state]:
             raise IllegalTransition(f"{self.label}: {self.state.value} -> {new.value}")
-        log.debug("leg %s %s: %s -> %s", self.label, self.invite.call_id, self.state.value, new.value)
+        log.debug(
+            "leg %s %s: %s -> %s", self.label, self.invite.call_id, self.state.value, new.value
+        )
         self.state = new
         self.history.append((self.stack.now(), new))
 
@@ -100,8 +106,14 @@ class Leg:
 
     # --- UAS side --------------------------------------------------------------------------
 
-    def respond(self, status: int, reason: str | None = None, *, body: bytes = b"",
-                headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def respond(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Answer the INVITE we received (provisional or final)."""
         assert self.role == "uas"
         extra = list(headers)
@@ -110,7 +122,9 @@ class Leg:
         if body:
             extra.append(("Content-Type", "application/sdp"))
         tag = None if status == 100 else self.local_tag
-        response = make_response(self.invite, status, reason, to_tag=tag, headers=tuple(extra), body=body)
+        response = make_response(
+            self.invite, status, reason, to_tag=tag, headers=tuple(extra), body=body
+        )
         if 200 <= status < 300:
             self.dialog = Dialog.from_uas(self.invite, self.local_tag)
         self.stack.send_response(response)
@@ -123,16 +137,25 @@ class Leg:
 
     # --- in-dialog requests ----------------------------------------------------------------
 
-    def send_in_dialog(self, method: str, *, body: bytes = b"", content_type: str | None = None,
-                       extra_headers: tuple[tuple[str, str], ...] = (),
-                       callback: Callable[[Response | None], None] | None = None) -> Request | None:
+    def send_in_dialog(
+        self,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+        callback: Callable[[Response | None], None] | None = None,
+    ) -> Request | None:
         """Send a request inside this leg's dialog (BYE, re-INVITE, NOTIFY)."""
         if self.dialog is None:
             return None
         request, _next_hop = self.dialog.create_request(
-            method, via=self.stack.via(self.transport),
+            method,
+            via=self.stack.via(self.transport),
             contact=self.stack.contact(transport=self.transport),
-            body=body, content_type=content_type, extra_headers=extra_headers,
+            body=body,
+            content_type=content_type,
+            extra_headers=extra_headers,
         )
         # Requests go back where the far end talks to us from (NAT-safe, and what its Contact
         # says on a LAN anyway).

@@ -23,8 +23,9 @@ def offer_for_callee(advertise: str, caller: Leg, media: MediaEndpoint) -> bytes
     return bytes(sdp.make_offer(advertise, media.port, order, session_id=media.port, version=1))
 
 
-def local_sdp(advertise: str, leg: Leg, *, prefer: str | None = None,
-              direction: str | None = None) -> bytes:
+def local_sdp(
+    advertise: str, leg: Leg, *, prefer: str | None = None, direction: str | None = None
+) -> bytes:
     """Our SDP for `leg`: the answer to its pending offer, or an offer of our own.
 
     The answer prefers `prefer` (the other leg's codec) so that the relay need not transcode.
@@ -39,12 +40,27 @@ def local_sdp(advertise: str, leg: Leg, *, prefer: str | None = None,
     if offer is None:
         leg.awaiting_answer = True
         order = list(dict.fromkeys([prefer or media.codec, *CODECS]))
-        return bytes(sdp.make_offer(advertise, media.port, order, session_id=media.port,
-                                    version=version, direction=direction or "sendrecv"))
+        return bytes(
+            sdp.make_offer(
+                advertise,
+                media.port,
+                order,
+                session_id=media.port,
+                version=version,
+                direction=direction or "sendrecv",
+            )
+        )
     offered = [name for _, name, _ in sdp.codecs(offer) if name in CODECS]
     codecs = [prefer] if prefer in offered else offered
-    answer = sdp.negotiate(offer, codecs or CODECS, local_ip=advertise, local_port=media.port,
-                           session_id=media.port, version=version, direction=direction)
+    answer = sdp.negotiate(
+        offer,
+        codecs or CODECS,
+        local_ip=advertise,
+        local_port=media.port,
+        session_id=media.port,
+        version=version,
+        direction=direction,
+    )
     if answer.remote[0] not in _NO_ADDRESS:
         media.set_remote(answer.remote, answer.payload_type, answer.codec, answer.telephone_event)
     return bytes(answer.sdp)

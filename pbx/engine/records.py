@@ -8,8 +8,16 @@ from typing import Protocol
 class CallRecorder(Protocol):
     """Receives a call's milestones; implementations must not block the event loop."""
 
-    def started(self, call_id: str, *, direction: str, caller: str, caller_name: str,
-                callee: str, company_id: int | None) -> None: ...
+    def started(
+        self,
+        call_id: str,
+        *,
+        direction: str,
+        caller: str,
+        caller_name: str,
+        callee: str,
+        company_id: int | None,
+    ) -> None: ...
 
     def answered(self, call_id: str, answered_by: str) -> None: ...
 
@@ -22,10 +30,23 @@ class MemoryRecorder:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, object]] = {}
 
-    def started(self, call_id: str, *, direction: str, caller: str, caller_name: str,
-                callee: str, company_id: int | None) -> None:
-        self.records[call_id] = {"direction": direction, "caller": caller, "callee": callee,
-                                 "disposition": "in_progress", "answered_by": ""}
+    def started(
+        self,
+        call_id: str,
+        *,
+        direction: str,
+        caller: str,
+        caller_name: str,
+        callee: str,
+        company_id: int | None,
+    ) -> None:
+        self.records[call_id] = {
+            "direction": direction,
+            "caller": caller,
+            "callee": callee,
+            "disposition": "in_progress",
+            "answered_by": "",
+        }
 
     def answered(self, call_id: str, answered_by: str) -> None:
         self.records[call_id]["answered_by"] = answered_by

@@ -63,9 +63,14 @@ class RegistrationError(Exception):
 class Registrar:
     """In-memory bindings per SIP username (they are re-created within one refresh interval)."""
 
-    def __init__(self, min_expires: int = 60, max_expires: int = 3600, default_expires: int = 3600,
-                 store: BindingStore | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        min_expires: int = 60,
+        max_expires: int = 3600,
+        default_expires: int = 3600,
+        store: BindingStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = min(default_expires, max_expires)
@@ -91,9 +96,17 @@ class Registrar:
                 contact = SipUri.parse(saved.contact)
             except SipParseError:
                 continue
-            self._bindings.setdefault(saved.username, []).append(Binding(
-                saved.username, contact, (saved.source_host, saved.source_port), saved.transport,
-                expires_at, saved.call_id, saved.cseq))
+            self._bindings.setdefault(saved.username, []).append(
+                Binding(
+                    saved.username,
+                    contact,
+                    (saved.source_host, saved.source_port),
+                    saved.transport,
+                    expires_at,
+                    saved.call_id,
+                    saved.cseq,
+                )
+            )
             restored += 1
         return restored
 
@@ -101,13 +114,26 @@ class Registrar:
         if self.store is None:
             return
         offset = self.wall_clock() - now
-        self.store.save(username, [
-            StoredBinding(username, str(b.contact), b.source[0], b.source[1], b.transport,
-                          b.expires_at + offset, b.call_id, b.cseq)
-            for b in self.contacts(username, now)
-        ])
+        self.store.save(
+            username,
+            [
+                StoredBinding(
+                    username,
+                    str(b.contact),
+                    b.source[0],
+                    b.source[1],
+                    b.transport,
+                    b.expires_at + offset,
+                    b.call_id,
+                    b.cseq,
+                )
+                for b in self.contacts(username, now)
+            ],
+        )
 
-    def register(self, username: str, request: Request, source: Addr, transport: str, now: float) -> Response:
+    def register(
+        self, username: str, request: Request, source: Addr, transport: str, now: float
+    ) -> Response:
         """Apply an authenticated REGISTER and return the response listing current contacts."""
         try:
             self._apply(username, request, source, transport, now)
@@ -116,20 +142,30 @@ class Registrar:
         except SipParseError as error:
             return make_response(request, 400, error.reason)
         self._persist(username, now)
-        headers = [("Contact", f"<{b.contact}>;expires={b.expires_in(now)}")
-                   for b in self.contacts(username, now)]
+        headers = [
+            ("Contact", f"<{b.contact}>;expires={b.expires_in(now)}")
+            for b in self.contacts(username, now)
+        ]
         headers.append(("Date", formatdate(time.time(), usegmt=True)))
         return make_response(request, 200, "OK", headers=tuple(headers))
 
-    def _apply(self, username: str, request: Request, source: Addr, transport: str, now: float) -> None:
+    def _apply(
+        self, username: str, request: Request, source: Addr, transport: str, now: float
+    ) -> None:
         contacts = request.headers.get_all("Contact")
         header_expires = request.headers.get("Expires")
-        default = self._parse_expires(header_expires) if header_expires is not None else self.default_expires
+        default = (
+            self._parse_expires(header_expires)
+            if header_expires is not None
+            else self.default_expires
+        )
         current = self._bindings.get(username, [])
         call_id, cseq = request.call_id, request.cseq.number
         if any(c.strip() == "*" for c in contacts):
             if len(contacts) != 1 or default != 0:
-                raise RegistrationError(400, "Wildcard Contact needs Expires: 0 and no other contact")
+                raise RegistrationError(
+                    400, "Wildcard Contact needs Expires: 0 and no other contact"
+                )
             self._check_order(current, call_id, cseq)
             self._bindings.pop(username, None)
             return
@@ -141,7 +177,9 @@ class Registrar:
             expires = addr.params.get("expires")
             seconds = self._parse_expires(expires) if expires is not None else default
             if 0 < seconds < self.min_expires:
-                raise RegistrationError(423, "Interval Too Brief", (("Min-Expires", str(self.min_expires)),))
+                raise RegistrationError(
+                    423, "Interval Too Brief", (("Min-Expires", str(self.min_expires)),)
+                )
             seconds = min(seconds, self.max_expires)
             existing = next((b for b in updated if _same_contact(b.contact, addr.uri)), None)
             if existing is not None:
@@ -149,7 +187,9 @@ class Registrar:
                     continue  # an old, reordered REGISTER (RFC 3261 10.3 step 7)
                 updated.remove(existing)
             if seconds > 0:
-                updated.append(Binding(username, addr.uri, source, transport, now + seconds, call_id, cseq))
+                updated.append(
+                    Binding(username, addr.uri, source, transport, now + seconds, call_id, cseq)
+                )
         self._bindings[username] = updated
 
     @staticmethod
@@ -181,11 +221,19 @@ class Registrar:
                 del self._bindings[username]
         return live
 
-    def bind(self, username: str, contact: SipUri, source: Addr, transport: str, now: float,
-             expires: int = 3600) -> None:
+    def bind(
+        self,
+        username: str,
+        contact: SipUri,
+        source: Addr,
+        transport: str,
+        now: float,
+        expires: int = 3600,
+    ) -> None:
         """Add a contact without a REGISTER: a phone at a fixed address (static binding)."""
         self._bindings.setdefault(username, []).append(
-            Binding(username, contact, source, transport, now + expires, "static", 0))
+            Binding(username, contact, source, transport, now + expires, "static", 0)
+        )
 
     def remove_user(self, username: str) -> None:
         self._bindings.pop(username, None)

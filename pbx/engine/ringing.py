@@ -37,7 +37,9 @@ class Ringing:
 
     def _ring_devices(self, call: Call, route: Route) -> None:
         now = self.stack.now()
-        bindings = [b for device in route.devices for b in self.engine.registrar.contacts(device, now)]
+        bindings = [
+            b for device in route.devices for b in self.engine.registrar.contacts(device, now)
+        ]
         if not bindings:
             self.unavailable(call, "unreachable")
             return
@@ -47,7 +49,14 @@ class Ringing:
             self._ring_in_order(call, route, bindings, share)
         else:
             for binding in bindings:
-                self._fork(call, route, binding.contact, binding.source, binding.transport, binding.username)
+                self._fork(
+                    call,
+                    route,
+                    binding.contact,
+                    binding.source,
+                    binding.transport,
+                    binding.username,
+                )
         self._arm_no_answer(call, route)
 
     def _ring_in_order(self, call: Call, route: Route, bindings: list[Any], share: float) -> None:
@@ -69,7 +78,11 @@ class Ringing:
                 return  # the ringing stopped (answered, given up, forwarded) since
             if timer is not None:
                 timer.cancel()
-            if call.state is CallState.RINGING and not leg.ended and leg.state is not LegState.ENDING:
+            if (
+                call.state is CallState.RINGING
+                and not leg.ended
+                and leg.state is not LegState.ENDING
+            ):
                 leg.hangup("next device")
             self._ring_in_order(call, route, rest, share)
 
@@ -90,36 +103,67 @@ class Ringing:
         if route.forward_no_answer and call.depth < 5:
             call.depth += 1
             call.forks.clear()
-            await self.follow(call, await self.engine.router.forward(call.caller, route.forward_no_answer))
+            await self.follow(
+                call, await self.engine.router.forward(call.caller, route.forward_no_answer)
+            )
             return
         self.unavailable(call, "no answer", 480)
 
-    def _fork(self, call: Call, route: Route, uri: Any, dest: tuple[str, int], transport: str,
-              device: str, *, request_user: str | None = None) -> Leg:
+    def _fork(
+        self,
+        call: Call,
+        route: Route,
+        uri: Any,
+        dest: tuple[str, int],
+        transport: str,
+        device: str,
+        *,
+        request_user: str | None = None,
+    ) -> Leg:
         media = call.b_media
         assert media is not None
         caller = call.caller
         from_uri = f"sip:{caller.number}@{self.engine.advertise}"
         display = caller.name.replace('"', "") if caller.name else ""
-        headers = Headers([
-            ("Via", str(self.stack.via(transport))),
-            ("Max-Forwards", "70"),
-            ("From", f'"{display}" <{from_uri}>;tag={new_tag()}' if display else f"<{from_uri}>;tag={new_tag()}"),
-            ("To", f"<sip:{request_user or route.number}@{self.engine.advertise}>"),
-            ("Call-ID", new_call_id(self.engine.advertise)),
-            ("CSeq", "1 INVITE"),
-            ("Contact", self.stack.contact(transport=transport)),
-            ("Allow", ALLOW),
-            ("User-Agent", "Centralino"),
-            ("Content-Type", "application/sdp"),
-        ])
-        invite = Request("INVITE", str(uri), headers, offer_for_callee(self.engine.advertise, call.a, media))
-        leg = Leg(self.stack, "uac", invite, dest, transport, media, label=route.number,
-                  device=device, owns_media=False)
+        headers = Headers(
+            [
+                ("Via", str(self.stack.via(transport))),
+                ("Max-Forwards", "70"),
+                (
+                    "From",
+                    f'"{display}" <{from_uri}>;tag={new_tag()}'
+                    if display
+                    else f"<{from_uri}>;tag={new_tag()}",
+                ),
+                ("To", f"<sip:{request_user or route.number}@{self.engine.advertise}>"),
+                ("Call-ID", new_call_id(self.engine.advertise)),
+                ("CSeq", "1 INVITE"),
+                ("Contact", self.stack.contact(transport=transport)),
+                ("Allow", ALLOW),
+                ("User-Agent", "Centralino"),
+                ("Content-Type", "application/sdp"),
+            ]
+        )
+        invite = Request(
+            "INVITE", str(uri), headers, offer_for_callee(self.engine.advertise, call.a, media)
+        )
+        leg = Leg(
+            self.stack,
+            "uac",
+            invite,
+            dest,
+            transport,
+            media,
+            label=route.number,
+            device=device,
+            owns_media=False,
+        )
         call.forks.append(leg)
         self.leg_call[id(leg)] = call
         leg.on_end = self._leg_ended
-        self.stack.send_request(invite, dest, transport, lambda r, leg=leg: self._on_fork_response(leg, r))
+        self.stack.send_request(
+            invite, dest, transport, lambda r, leg=leg: self._on_fork_response(leg, r)
+        )
         return leg
 
     def _stop_forks(self, call: Call, keep: Leg | None = None) -> None:
@@ -142,7 +186,10 @@ class Ringing:
         if status < 200:
             if status > 100 and leg.state in (LegState.CALLING, LegState.RINGING):
                 leg.move(LegState.RINGING)
-                if call.on_answered is None and call.a.state in (LegState.INCOMING, LegState.RINGING):
+                if call.on_answered is None and call.a.state in (
+                    LegState.INCOMING,
+                    LegState.RINGING,
+                ):
                     call.a.respond(180)
             if leg.cancel_pending:
                 leg.cancel_pending = False
@@ -176,8 +223,9 @@ class Ringing:
         leg.invite = Request("INVITE", invite.uri, headers, invite.body)
         if leg.state is LegState.RINGING:
             leg.state = LegState.CALLING
-        self.stack.send_request(leg.invite, leg.peer, leg.transport,
-                                lambda r, leg=leg: self._on_fork_response(leg, r))
+        self.stack.send_request(
+            leg.invite, leg.peer, leg.transport, lambda r, leg=leg: self._on_fork_response(leg, r)
+        )
         return True
 
     def _fork_answered(self, call: Call, leg: Leg, response: Response) -> None:
@@ -185,7 +233,11 @@ class Ringing:
         ack, _ = dialog.make_ack(leg.invite.cseq.number, via=self.stack.via(leg.transport))
         self.stack.send_ack(ack, leg.peer, leg.transport)
         leg.dialog = dialog
-        if leg.state is LegState.ENDING or call.state is CallState.ENDED or (call.b is not None and call.b is not leg):
+        if (
+            leg.state is LegState.ENDING
+            or call.state is CallState.ENDED
+            or (call.b is not None and call.b is not leg)
+        ):
             # Answered after we gave up on it (a CANCEL crossed the 200): hang it up.
             leg.state = LegState.ANSWERED
             leg.on_end = None
@@ -238,7 +290,9 @@ class Ringing:
             call.depth += 1
             call.forks.clear()
             call.state = CallState.ROUTING
-            await self.follow(call, await self.engine.router.forward(call.caller, route.forward_busy))
+            await self.follow(
+                call, await self.engine.router.forward(call.caller, route.forward_busy)
+            )
             return
         if call.on_answered is not None:
             callback, call.on_answered = call.on_answered, None

@@ -43,8 +43,9 @@ class Unavailable:
 
 
 class Router:
-    def __init__(self, directory: Directory, is_busy: Callable[[int, str], bool],
-                 trunk_timeout: float = 90) -> None:
+    def __init__(
+        self, directory: Directory, is_busy: Callable[[int, str], bool], trunk_timeout: float = 90
+    ) -> None:
         self.directory = directory
         self.is_busy = is_busy
         self.trunk_timeout = trunk_timeout
@@ -56,8 +57,12 @@ class Router:
         if not dialled or not dialled.isdigit():
             return Unavailable("not a number", 404)
         trunk = await self.directory.outbound_trunk(caller.company_id)
-        if trunk is not None and trunk.outbound_prefix and dialled.startswith(trunk.outbound_prefix):
-            outside = dialled[len(trunk.outbound_prefix):]
+        if (
+            trunk is not None
+            and trunk.outbound_prefix
+            and dialled.startswith(trunk.outbound_prefix)
+        ):
+            outside = dialled[len(trunk.outbound_prefix) :]
             if len(outside) >= 2:
                 return Route(number=outside, trunk=trunk, timeout=self.trunk_timeout)
         ext = await self.directory.extension(caller.company_id, dialled)
@@ -72,9 +77,13 @@ class Router:
                 return await self.route(caller, ext.forward_busy, depth + 1)
             return Unavailable("busy", 486)
         return Route(
-            number=ext.number, devices=ext.devices, ring_mode=ext.ring_mode,
-            timeout=ext.no_answer_timeout, forward_busy=ext.forward_busy,
-            forward_no_answer=ext.forward_no_answer, extension_key=(ext.company_id, ext.number),
+            number=ext.number,
+            devices=ext.devices,
+            ring_mode=ext.ring_mode,
+            timeout=ext.no_answer_timeout,
+            forward_busy=ext.forward_busy,
+            forward_no_answer=ext.forward_no_answer,
+            extension_key=(ext.company_id, ext.number),
         )
 
     async def forward(self, caller: Party, target: str) -> Route | Unavailable:

@@ -56,19 +56,30 @@ class EngineConfig:
 class Engine:
     """One telephony node. `await start()` binds and serves; `await stop()` hangs up and closes."""
 
-    def __init__(self, config: EngineConfig, directory: Directory,
-                 recorder: CallRecorder | None = None, bindings: BindingStore | None = None) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        directory: Directory,
+        recorder: CallRecorder | None = None,
+        bindings: BindingStore | None = None,
+    ) -> None:
         self.config = config
         self.directory = directory
         self.recorder: CallRecorder = recorder or MemoryRecorder()
-        self.advertise = config.advertise or (config.bind if config.bind not in ("0.0.0.0", "::") else "127.0.0.1")
+        self.advertise = config.advertise or (
+            config.bind if config.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+        )
         self.stack = SipStack(self.advertise)
         self.stack.user = self
         self.registrar = Registrar(config.min_expires, config.max_expires, store=bindings)
         self.auth = Authenticator(
-            config.realm, directory, nonce_lifetime=config.nonce_lifetime,
+            config.realm,
+            directory,
+            nonce_lifetime=config.nonce_lifetime,
             algorithms=config.digest_algorithms,
-            tracker=FailureTracker(config.auth_fail_limit, config.auth_fail_window, config.auth_block_seconds),
+            tracker=FailureTracker(
+                config.auth_fail_limit, config.auth_fail_window, config.auth_block_seconds
+            ),
         )
         self.media = MediaManager(config.bind, config.rtp_ports, _load_moh(config.moh_path))
         self.calls = CallManager(self)
@@ -98,8 +109,13 @@ class Engine:
         if self.config.freeze_gc:
             gc.collect()
             gc.freeze()
-        log.info("engine %s: SIP udp+tcp %s:%s, RTP %s-%s", self.config.node, self.config.bind,
-                 self.sip_port, *self.config.rtp_ports)
+        log.info(
+            "engine %s: SIP udp+tcp %s:%s, RTP %s-%s",
+            self.config.node,
+            self.config.bind,
+            self.sip_port,
+            *self.config.rtp_ports,
+        )
 
     def _schedule_reload(self) -> None:
         def reload() -> None:
@@ -175,8 +191,17 @@ class Engine:
         elif method == "INVITE":
             self._spawn(self._invite(request, source, transport, key))
         elif method == "OPTIONS":
-            self.stack.send_response(make_response(request, 200, headers=(
-                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "replaces"))))
+            self.stack.send_response(
+                make_response(
+                    request,
+                    200,
+                    headers=(
+                        ("Allow", ALLOW),
+                        ("Accept", "application/sdp"),
+                        ("Supported", "replaces"),
+                    ),
+                )
+            )
         elif method == "BYE":
             self.stack.send_response(make_response(request, 481))
         else:
@@ -201,15 +226,21 @@ class Engine:
         now = self.stack.now()
         outcome = await self.auth.check(request, source[0], now)
         if outcome.device is None:
-            self.stack.send_response(make_response(
-                request, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)))
+            self.stack.send_response(
+                make_response(
+                    request, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)
+                )
+            )
             return
         aor = request.to_addr.uri
         if isinstance(aor, SipUri) and aor.user and aor.user != outcome.device.username:
-            self.stack.send_response(make_response(request, 403, "Forbidden: credentials of another user"))
+            self.stack.send_response(
+                make_response(request, 403, "Forbidden: credentials of another user")
+            )
             return
         self.stack.send_response(
-            self.registrar.register(outcome.device.username, request, source, transport, now))
+            self.registrar.register(outcome.device.username, request, source, transport, now)
+        )
 
     async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
         uri = invite.request_uri
@@ -220,8 +251,11 @@ class Engine:
             return
         outcome = await self.auth.check(invite, source[0], self.stack.now())
         if outcome.device is None:
-            self.stack.send_response(make_response(
-                invite, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)))
+            self.stack.send_response(
+                make_response(
+                    invite, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)
+                )
+            )
             return
         device = outcome.device
         ext = await self.directory.extension(device.company_id, device.extension)
@@ -229,11 +263,19 @@ class Engine:
         caller = Party(device.company_id, device.extension, name, device.username)
         if self._cancelled(invite, key):
             return
-        await self.calls.incoming(invite, source, transport, key, caller, dialled, "internal"
-                                  if not dialled.startswith("0") else "outbound")
+        await self.calls.incoming(
+            invite,
+            source,
+            transport,
+            key,
+            caller,
+            dialled,
+            "internal" if not dialled.startswith("0") else "outbound",
+        )
 
-    async def _invite_from_trunk(self, invite: Request, source: Addr, transport: str, key: Any,
-                                 dialled: str) -> None:
+    async def _invite_from_trunk(
+        self, invite: Request, source: Addr, transport: str, key: Any, dialled: str
+    ) -> None:
         from_uri = invite.from_addr.uri
         number = from_uri.user if isinstance(from_uri, SipUri) and from_uri.user else "anonymous"
         display = invite.from_addr.display or ""
@@ -248,8 +290,9 @@ class Engine:
                 caller = Party(company_id, number, display)
                 if self._cancelled(invite, key):
                     return
-                await self.calls.incoming(invite, source, transport, key, caller, did_number,
-                                          "inbound", did_route=route)
+                await self.calls.incoming(
+                    invite, source, transport, key, caller, did_number, "inbound", did_route=route
+                )
                 return
         reject(self.stack, invite, 404, "No such company number")
 

@@ -88,7 +88,9 @@ class SipStack:
             log.info("malformed SIP from %s:%s: %s %s", *source, error.status, error.reason)
             partial = getattr(error, "partial", None)
             if isinstance(partial, Request) and partial.method != "ACK":
-                self._send_stateless(make_response(partial, error.status, error.reason), source, transport)
+                self._send_stateless(
+                    make_response(partial, error.status, error.reason), source, transport
+                )
             return
         if isinstance(message, Request) and message.method != "ACK":
             rejection = check_request(message)
@@ -113,7 +115,9 @@ class SipStack:
         """Send a request in a new client transaction; `callback` gets each response."""
         if transport == "tcp":
             self._tcp_peers.add(dest)
-        key, outputs = self.layer.send_request(request, dest, self.now(), reliable=transport == "tcp")
+        key, outputs = self.layer.send_request(
+            request, dest, self.now(), reliable=transport == "tcp"
+        )
         if callback is not None:
             self._callbacks[key] = callback
         self._process(outputs)

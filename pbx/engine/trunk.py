@@ -49,17 +49,22 @@ class TrunkRegistration:
         self.cseq += 1
         port = f":{trunk.port}" if trunk.port != 5060 else ""
         aor = f"sip:{trunk.username}@{trunk.host}{port}"
-        headers = Headers([
-            ("Via", str(self.engine.stack.via(trunk.transport))),
-            ("Max-Forwards", "70"),
-            ("From", f"<{aor}>;tag={self.tag}"),
-            ("To", f"<{aor}>"),
-            ("Call-ID", self.call_id),
-            ("CSeq", f"{self.cseq} REGISTER"),
-            ("Contact", self.engine.stack.contact(trunk.username or "centralino", trunk.transport)),
-            ("Expires", str(trunk.register_expires)),
-            ("User-Agent", "Centralino"),
-        ])
+        headers = Headers(
+            [
+                ("Via", str(self.engine.stack.via(trunk.transport))),
+                ("Max-Forwards", "70"),
+                ("From", f"<{aor}>;tag={self.tag}"),
+                ("To", f"<{aor}>"),
+                ("Call-ID", self.call_id),
+                ("CSeq", f"{self.cseq} REGISTER"),
+                (
+                    "Contact",
+                    self.engine.stack.contact(trunk.username or "centralino", trunk.transport),
+                ),
+                ("Expires", str(trunk.register_expires)),
+                ("User-Agent", "Centralino"),
+            ]
+        )
         if authorization:
             headers.add(*authorization)
         request = Request("REGISTER", f"sip:{trunk.host}{port}", headers)
@@ -81,7 +86,9 @@ class TrunkRegistration:
                 return
             self._auth_tries += 1
             port = f":{self.trunk.port}" if self.trunk.port != 5060 else ""
-            value = self.client.authorization(challenge, method="REGISTER", uri=f"sip:{self.trunk.host}{port}")
+            value = self.client.authorization(
+                challenge, method="REGISTER", uri=f"sip:{self.trunk.host}{port}"
+            )
             self._send((answer, value))
             return
         self._auth_tries = 0

@@ -7,133 +7,338 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Company',
+            name="Company",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True, verbose_name='name')),
-                ('time_zone', models.CharField(default='Europe/Rome', max_length=64, validators=[pbx.models._validate_time_zone], verbose_name='time zone')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120, unique=True, verbose_name="name")),
+                (
+                    "time_zone",
+                    models.CharField(
+                        default="Europe/Rome",
+                        max_length=64,
+                        validators=[pbx.models._validate_time_zone],
+                        verbose_name="time zone",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'company',
-                'verbose_name_plural': 'companies',
+                "verbose_name": "company",
+                "verbose_name_plural": "companies",
             },
         ),
         migrations.CreateModel(
-            name='ConfigStamp',
+            name="ConfigStamp",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveBigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveBigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Extension',
+            name="Extension",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=6, validators=[django.core.validators.RegexValidator('^[1-9][0-9]{1,5}$', 'A short number has 2 to 6 digits and does not start with 0 (0 selects the trunk).')], verbose_name='short number')),
-                ('display_name', models.CharField(max_length=120, verbose_name='name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email')),
-                ('mobile', models.CharField(blank=True, max_length=30, verbose_name='mobile')),
-                ('do_not_disturb', models.BooleanField(default=False, verbose_name='do not disturb')),
-                ('forward_always', models.CharField(blank=True, max_length=32, verbose_name='forward always to')),
-                ('forward_busy', models.CharField(blank=True, max_length=32, verbose_name='forward when busy to')),
-                ('forward_no_answer', models.CharField(blank=True, max_length=32, verbose_name='forward on no answer to')),
-                ('no_answer_timeout', models.PositiveSmallIntegerField(default=20, verbose_name='no-answer timeout (s)')),
-                ('ring_mode', models.CharField(choices=[('all', 'All devices at once'), ('in_order', 'Devices in order')], default='all', max_length=10, verbose_name='ring mode')),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='extensions', to='pbx.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "number",
+                    models.CharField(
+                        max_length=6,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[1-9][0-9]{1,5}$",
+                                "A short number has 2 to 6 digits and does not start with 0 (0 selects the trunk).",
+                            )
+                        ],
+                        verbose_name="short number",
+                    ),
+                ),
+                ("display_name", models.CharField(max_length=120, verbose_name="name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email")),
+                ("mobile", models.CharField(blank=True, max_length=30, verbose_name="mobile")),
+                (
+                    "do_not_disturb",
+                    models.BooleanField(default=False, verbose_name="do not disturb"),
+                ),
+                (
+                    "forward_always",
+                    models.CharField(blank=True, max_length=32, verbose_name="forward always to"),
+                ),
+                (
+                    "forward_busy",
+                    models.CharField(
+                        blank=True, max_length=32, verbose_name="forward when busy to"
+                    ),
+                ),
+                (
+                    "forward_no_answer",
+                    models.CharField(
+                        blank=True, max_length=32, verbose_name="forward on no answer to"
+                    ),
+                ),
+                (
+                    "no_answer_timeout",
+                    models.PositiveSmallIntegerField(
+                        default=20, verbose_name="no-answer timeout (s)"
+                    ),
+                ),
+                (
+                    "ring_mode",
+                    models.CharField(
+                        choices=[("all", "All devices at once"), ("in_order", "Devices in order")],
+                        default="all",
+                        max_length=10,
+                        verbose_name="ring mode",
+                    ),
+                ),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="extensions",
+                        to="pbx.company",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'extension',
-                'verbose_name_plural': 'extensions',
-                'ordering': ['number'],
+                "verbose_name": "extension",
+                "verbose_name_plural": "extensions",
+                "ordering": ["number"],
             },
         ),
         migrations.CreateModel(
-            name='Device',
+            name="Device",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(blank=True, max_length=60, verbose_name='label')),
-                ('username', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_.\\-]{2,64}$', "Letters, digits, '.', '_' and '-' only (2 to 64).")], verbose_name='SIP username')),
-                ('realm', models.CharField(editable=False, max_length=64)),
-                ('ha1_md5', models.CharField(editable=False, max_length=32)),
-                ('ha1_sha256', models.CharField(editable=False, max_length=64)),
-                ('position', models.PositiveSmallIntegerField(default=0, help_text='Order when the extension rings devices in order.', verbose_name='position')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('extension', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='devices', to='pbx.extension')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("label", models.CharField(blank=True, max_length=60, verbose_name="label")),
+                (
+                    "username",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9_.\\-]{2,64}$",
+                                "Letters, digits, '.', '_' and '-' only (2 to 64).",
+                            )
+                        ],
+                        verbose_name="SIP username",
+                    ),
+                ),
+                ("realm", models.CharField(editable=False, max_length=64)),
+                ("ha1_md5", models.CharField(editable=False, max_length=32)),
+                ("ha1_sha256", models.CharField(editable=False, max_length=64)),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        help_text="Order when the extension rings devices in order.",
+                        verbose_name="position",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "extension",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="devices",
+                        to="pbx.extension",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'device',
-                'verbose_name_plural': 'devices',
-                'ordering': ['extension', 'position', 'id'],
+                "verbose_name": "device",
+                "verbose_name_plural": "devices",
+                "ordering": ["extension", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, verbose_name='name')),
-                ('address', models.CharField(blank=True, max_length=250, verbose_name='address')),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sites', to='pbx.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120, verbose_name="name")),
+                ("address", models.CharField(blank=True, max_length=250, verbose_name="address")),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sites",
+                        to="pbx.company",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'site',
-                'verbose_name_plural': 'sites',
+                "verbose_name": "site",
+                "verbose_name_plural": "sites",
             },
         ),
         migrations.AddField(
-            model_name='extension',
-            name='site',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='extensions', to='pbx.site'),
+            model_name="extension",
+            name="site",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="extensions",
+                to="pbx.site",
+            ),
         ),
         migrations.CreateModel(
-            name='Trunk',
+            name="Trunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=60, verbose_name='name')),
-                ('host', models.CharField(max_length=253, verbose_name='carrier host')),
-                ('port', models.PositiveIntegerField(default=5060, verbose_name='port')),
-                ('transport', models.CharField(choices=[('udp', 'UDP'), ('tcp', 'TCP')], default='udp', max_length=3)),
-                ('username', models.CharField(blank=True, max_length=64, verbose_name='username')),
-                ('password', models.CharField(blank=True, max_length=128, verbose_name='password')),
-                ('register', models.BooleanField(default=True, verbose_name='register to the carrier')),
-                ('register_expires', models.PositiveIntegerField(default=600, verbose_name='registration interval (s)')),
-                ('caller_id', models.CharField(blank=True, help_text='The company number presented on outgoing calls.', max_length=32, verbose_name='outgoing caller ID')),
-                ('outbound_prefix', models.CharField(default='0', help_text='Dialled before an outside number; stripped before the call leaves.', max_length=4, verbose_name='outbound prefix')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trunks', to='pbx.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=60, verbose_name="name")),
+                ("host", models.CharField(max_length=253, verbose_name="carrier host")),
+                ("port", models.PositiveIntegerField(default=5060, verbose_name="port")),
+                (
+                    "transport",
+                    models.CharField(
+                        choices=[("udp", "UDP"), ("tcp", "TCP")], default="udp", max_length=3
+                    ),
+                ),
+                ("username", models.CharField(blank=True, max_length=64, verbose_name="username")),
+                ("password", models.CharField(blank=True, max_length=128, verbose_name="password")),
+                (
+                    "register",
+                    models.BooleanField(default=True, verbose_name="register to the carrier"),
+                ),
+                (
+                    "register_expires",
+                    models.PositiveIntegerField(
+                        default=600, verbose_name="registration interval (s)"
+                    ),
+                ),
+                (
+                    "caller_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="The company number presented on outgoing calls.",
+                        max_length=32,
+                        verbose_name="outgoing caller ID",
+                    ),
+                ),
+                (
+                    "outbound_prefix",
+                    models.CharField(
+                        default="0",
+                        help_text="Dialled before an outside number; stripped before the call leaves.",
+                        max_length=4,
+                        verbose_name="outbound prefix",
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="trunks",
+                        to="pbx.company",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'SIP trunk',
-                'verbose_name_plural': 'SIP trunks',
+                "verbose_name": "SIP trunk",
+                "verbose_name_plural": "SIP trunks",
             },
         ),
         migrations.CreateModel(
-            name='Did',
+            name="Did",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=21, unique=True, validators=[django.core.validators.RegexValidator('^\\+?[0-9]{3,20}$', 'A company number is 3 to 20 digits.')], verbose_name='company number')),
-                ('target_kind', models.CharField(choices=[('extension', 'Extension')], default='extension', max_length=20, verbose_name='routed to')),
-                ('extension', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='dids', to='pbx.extension')),
-                ('trunk', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dids', to='pbx.trunk')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "number",
+                    models.CharField(
+                        max_length=21,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^\\+?[0-9]{3,20}$", "A company number is 3 to 20 digits."
+                            )
+                        ],
+                        verbose_name="company number",
+                    ),
+                ),
+                (
+                    "target_kind",
+                    models.CharField(
+                        choices=[("extension", "Extension")],
+                        default="extension",
+                        max_length=20,
+                        verbose_name="routed to",
+                    ),
+                ),
+                (
+                    "extension",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="dids",
+                        to="pbx.extension",
+                    ),
+                ),
+                (
+                    "trunk",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dids",
+                        to="pbx.trunk",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'company number (DID)',
-                'verbose_name_plural': 'company numbers (DID)',
+                "verbose_name": "company number (DID)",
+                "verbose_name_plural": "company numbers (DID)",
             },
         ),
         migrations.AddConstraint(
-            model_name='site',
-            constraint=models.UniqueConstraint(fields=('company', 'name'), name='site_unique_per_company'),
+            model_name="site",
+            constraint=models.UniqueConstraint(
+                fields=("company", "name"), name="site_unique_per_company"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='extension',
-            constraint=models.UniqueConstraint(fields=('company', 'number'), name='extension_unique_number'),
+            model_name="extension",
+            constraint=models.UniqueConstraint(
+                fields=("company", "number"), name="extension_unique_number"
+            ),
         ),
     ]

@@ -5,50 +5,93 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pbx', '0001_initial'),
+        ("pbx", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='device',
-            name='extension',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='devices', to='pbx.extension', verbose_name='extension'),
+            model_name="device",
+            name="extension",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="devices",
+                to="pbx.extension",
+                verbose_name="extension",
+            ),
         ),
         migrations.AlterField(
-            model_name='did',
-            name='extension',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='dids', to='pbx.extension', verbose_name='extension'),
+            model_name="did",
+            name="extension",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="dids",
+                to="pbx.extension",
+                verbose_name="extension",
+            ),
         ),
         migrations.AlterField(
-            model_name='did',
-            name='trunk',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dids', to='pbx.trunk', verbose_name='SIP trunk'),
+            model_name="did",
+            name="trunk",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="dids",
+                to="pbx.trunk",
+                verbose_name="SIP trunk",
+            ),
         ),
         migrations.AlterField(
-            model_name='extension',
-            name='company',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='extensions', to='pbx.company', verbose_name='company'),
+            model_name="extension",
+            name="company",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="extensions",
+                to="pbx.company",
+                verbose_name="company",
+            ),
         ),
         migrations.AlterField(
-            model_name='extension',
-            name='site',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='extensions', to='pbx.site', verbose_name='site'),
+            model_name="extension",
+            name="site",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="extensions",
+                to="pbx.site",
+                verbose_name="site",
+            ),
         ),
         migrations.AlterField(
-            model_name='site',
-            name='company',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sites', to='pbx.company', verbose_name='company'),
+            model_name="site",
+            name="company",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="sites",
+                to="pbx.company",
+                verbose_name="company",
+            ),
         ),
         migrations.AlterField(
-            model_name='trunk',
-            name='company',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trunks', to='pbx.company', verbose_name='company'),
+            model_name="trunk",
+            name="company",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="trunks",
+                to="pbx.company",
+                verbose_name="company",
+            ),
         ),
         migrations.AlterField(
-            model_name='trunk',
-            name='transport',
-            field=models.CharField(choices=[('udp', 'UDP'), ('tcp', 'TCP')], default='udp', max_length=3, verbose_name='transport'),
+            model_name="trunk",
+            name="transport",
+            field=models.CharField(
+                choices=[("udp", "UDP"), ("tcp", "TCP")],
+                default="udp",
+                max_length=3,
+                verbose_name="transport",
+            ),
         ),
     ]

@@ -4,30 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pbx', '0002_alter_device_extension_alter_did_extension_and_more'),
+        ("pbx", "0002_alter_device_extension_alter_did_extension_and_more"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Registration',
+            name="Registration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('node', models.CharField(max_length=64)),
-                ('username', models.CharField(max_length=64)),
-                ('contact', models.CharField(max_length=512)),
-                ('source_host', models.CharField(max_length=64)),
-                ('source_port', models.PositiveIntegerField()),
-                ('transport', models.CharField(max_length=3)),
-                ('expires_at', models.DateTimeField()),
-                ('call_id', models.CharField(max_length=256)),
-                ('cseq', models.PositiveIntegerField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("node", models.CharField(max_length=64)),
+                ("username", models.CharField(max_length=64)),
+                ("contact", models.CharField(max_length=512)),
+                ("source_host", models.CharField(max_length=64)),
+                ("source_port", models.PositiveIntegerField()),
+                ("transport", models.CharField(max_length=3)),
+                ("expires_at", models.DateTimeField()),
+                ("call_id", models.CharField(max_length=256)),
+                ("cseq", models.PositiveIntegerField()),
             ],
             options={
-                'verbose_name': 'registration',
-                'verbose_name_plural': 'registrations',
-                'indexes': [models.Index(fields=['node', 'username'], name='pbx_registr_node_1cafab_idx')],
+                "verbose_name": "registration",
+                "verbose_name_plural": "registrations",
+                "indexes": [
+                    models.Index(fields=["node", "username"], name="pbx_registr_node_1cafab_idx")
+                ],
             },
         ),
     ]

@@ -176,10 +176,12 @@ class SessionDescription:
         """Parse an SDP body; raise SdpError on anything that is not one."""
         if isinstance(data, bytes):
             try:
-                data = data.decode("utf-8")
+                text = data.decode("utf-8")
             except UnicodeDecodeError:
-                data = data.decode("latin-1")  # RFC 4566 allows other charsets in s= and i=
-        lines = [line.rstrip() for line in data.split("\n")]
+                text = data.decode("latin-1")  # RFC 4566 allows other charsets in s= and i=
+        else:
+            text = data
+        lines = [line.rstrip() for line in text.split("\n")]
         lines = [line for line in lines if line]
         if not lines or lines[0] != "v=0":
             raise SdpError("an SDP body starts with v=0")

@@ -6,37 +6,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('pbx', '0001_initial'),
+        ("pbx", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CallRecord',
+            name="CallRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('call_id', models.CharField(max_length=64, unique=True)),
-                ('node', models.CharField(default='', max_length=64)),
-                ('direction', models.CharField(choices=[('internal', 'Internal'), ('inbound', 'Inbound'), ('outbound', 'Outbound')], max_length=10)),
-                ('caller', models.CharField(max_length=64, verbose_name='caller')),
-                ('caller_name', models.CharField(blank=True, max_length=120, verbose_name='caller name')),
-                ('callee', models.CharField(max_length=64, verbose_name='called')),
-                ('answered_by', models.CharField(blank=True, max_length=64, verbose_name='answered by')),
-                ('started_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='start')),
-                ('answered_at', models.DateTimeField(blank=True, null=True, verbose_name='answer')),
-                ('ended_at', models.DateTimeField(blank=True, null=True, verbose_name='end')),
-                ('disposition', models.CharField(choices=[('in_progress', 'In progress'), ('answered', 'Answered'), ('no_answer', 'No answer'), ('busy', 'Busy'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('interrupted', 'Interrupted')], default='in_progress', max_length=12)),
-                ('end_reason', models.CharField(blank=True, max_length=60)),
-                ('company', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='calls', to='pbx.company')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("call_id", models.CharField(max_length=64, unique=True)),
+                ("node", models.CharField(default="", max_length=64)),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[
+                            ("internal", "Internal"),
+                            ("inbound", "Inbound"),
+                            ("outbound", "Outbound"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("caller", models.CharField(max_length=64, verbose_name="caller")),
+                (
+                    "caller_name",
+                    models.CharField(blank=True, max_length=120, verbose_name="caller name"),
+                ),
+                ("callee", models.CharField(max_length=64, verbose_name="called")),
+                (
+                    "answered_by",
+                    models.CharField(blank=True, max_length=64, verbose_name="answered by"),
+                ),
+                (
+                    "started_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="start"
+                    ),
+                ),
+                ("answered_at", models.DateTimeField(blank=True, null=True, verbose_name="answer")),
+                ("ended_at", models.DateTimeField(blank=True, null=True, verbose_name="end")),
+                (
+                    "disposition",
+                    models.CharField(
+                        choices=[
+                            ("in_progress", "In progress"),
+                            ("answered", "Answered"),
+                            ("no_answer", "No answer"),
+                            ("busy", "Busy"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        default="in_progress",
+                        max_length=12,
+                    ),
+                ),
+                ("end_reason", models.CharField(blank=True, max_length=60)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="calls",
+                        to="pbx.company",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'call record',
-                'verbose_name_plural': 'call records',
-                'ordering': ['-started_at'],
-                'indexes': [models.Index(fields=['disposition'], name='stats_callr_disposi_8d7783_idx')],
+                "verbose_name": "call record",
+                "verbose_name_plural": "call records",
+                "ordering": ["-started_at"],
+                "indexes": [
+                    models.Index(fields=["disposition"], name="stats_callr_disposi_8d7783_idx")
+                ],
             },
         ),
     ]

@@ -5,26 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pbx', '0002_alter_device_extension_alter_did_extension_and_more'),
-        ('stats', '0001_initial'),
+        ("pbx", "0002_alter_device_extension_alter_did_extension_and_more"),
+        ("stats", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='callrecord',
-            name='company',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='calls', to='pbx.company', verbose_name='company'),
+            model_name="callrecord",
+            name="company",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="calls",
+                to="pbx.company",
+                verbose_name="company",
+            ),
         ),
         migrations.AlterField(
-            model_name='callrecord',
-            name='direction',
-            field=models.CharField(choices=[('internal', 'Internal'), ('inbound', 'Inbound'), ('outbound', 'Outbound')], max_length=10, verbose_name='direction'),
+            model_name="callrecord",
+            name="direction",
+            field=models.CharField(
+                choices=[
+                    ("internal", "Internal"),
+                    ("inbound", "Inbound"),
+                    ("outbound", "Outbound"),
+                ],
+                max_length=10,
+                verbose_name="direction",
+            ),
         ),
         migrations.AlterField(
-            model_name='callrecord',
-            name='disposition',
-            field=models.CharField(choices=[('in_progress', 'In progress'), ('answered', 'Answered'), ('no_answer', 'No answer'), ('busy', 'Busy'), ('cancelled', 'Cancelled'), ('failed', 'Failed'), ('interrupted', 'Interrupted')], default='in_progress', max_length=12, verbose_name='outcome'),
+            model_name="callrecord",
+            name="disposition",
+            field=models.CharField(
+                choices=[
+                    ("in_progress", "In progress"),
+                    ("answered", "Answered"),
+                    ("no_answer", "No answer"),
+                    ("busy", "Busy"),
+                    ("cancelled", "Cancelled"),
+                    ("failed", "Failed"),
+                    ("interrupted", "Interrupted"),
+                ],
+                default="in_progress",
+                max_length=12,
+                verbose_name="outcome",
+            ),
         ),
     ]

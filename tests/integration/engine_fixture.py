@@ -44,21 +44,36 @@ class Pbx:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def add_extension(self, number: str, name: str = "", *, secret: str | None = None,
-                      devices: tuple[str, ...] | None = None, **options: Any) -> str:
+    def add_extension(
+        self,
+        number: str,
+        name: str = "",
+        *,
+        secret: str | None = None,
+        devices: tuple[str, ...] | None = None,
+        **options: Any,
+    ) -> str:
         """Provision an extension with one device per username (default: the number)."""
         secret = secret or f"secret-{number}-xyz"
         usernames = devices or (number,)
         for username in usernames:
             self.directory.devices[username] = DeviceInfo(
-                username, REALM, ha1(username, REALM, secret, "MD5"),
-                ha1(username, REALM, secret, "SHA-256"), COMPANY, number)
+                username,
+                REALM,
+                ha1(username, REALM, secret, "MD5"),
+                ha1(username, REALM, secret, "SHA-256"),
+                COMPANY,
+                number,
+            )
             self.secrets[username] = secret
         self.directory.extensions[(COMPANY, number)] = ExtensionInfo(
-            COMPANY, number, name or f"Ext {number}", tuple(usernames), **options)
+            COMPANY, number, name or f"Ext {number}", tuple(usernames), **options
+        )
         return secret
 
-    def add_trunk(self, port: int, *, dids: dict[str, str] | None = None, **options: Any) -> TrunkInfo:
+    def add_trunk(
+        self, port: int, *, dids: dict[str, str] | None = None, **options: Any
+    ) -> TrunkInfo:
         trunk = TrunkInfo(1, COMPANY, "carrier", "127.0.0.1", port, **options)
         self.directory.trunk_list[:] = [trunk]
         for number, target in (dids or {}).items():
@@ -73,8 +88,14 @@ class Pbx:
         async def bind() -> None:
             from pbx.sip.uri import SipUri
 
-            self.engine.registrar.bind(username, SipUri.parse(f"sip:{username}@{address}"),
-                                       (host, int(port)), transport, self.engine.stack.now())
+            self.engine.registrar.bind(
+                username,
+                SipUri.parse(f"sip:{username}@{address}"),
+                (host, int(port)),
+                transport,
+                self.engine.stack.now(),
+            )
+
         self.run(bind())
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
@@ -86,6 +107,7 @@ class Pbx:
     def registered(self, username: str) -> bool:
         async def check() -> bool:
             return bool(self.engine.registrar.contacts(username, self.engine.stack.now()))
+
         return bool(self.run(check()))
 
     def wait_registered(self, username: str, timeout: float = 10) -> None:
@@ -112,8 +134,14 @@ class EngineThread:
         async def bind() -> None:
             from pbx.sip.uri import SipUri
 
-            self.engine.registrar.bind(username, SipUri.parse(f"sip:{username}@{address}"),
-                                       (host, int(port)), transport, self.engine.stack.now())
+            self.engine.registrar.bind(
+                username,
+                SipUri.parse(f"sip:{username}@{address}"),
+                (host, int(port)),
+                transport,
+                self.engine.stack.now(),
+            )
+
         self.run(bind())
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
@@ -132,8 +160,14 @@ def start_pbx(**config: Any) -> Pbx:
     recorder = MemoryRecorder()
     sip_port = free_port_range(1)
     rtp_low = random.randrange(30000, 38000, 200)
-    cfg = EngineConfig(bind="127.0.0.1", sip_port=sip_port, rtp_ports=(rtp_low, rtp_low + 199),
-                       realm=REALM, moh_path=MOH, **config)
+    cfg = EngineConfig(
+        bind="127.0.0.1",
+        sip_port=sip_port,
+        rtp_ports=(rtp_low, rtp_low + 199),
+        realm=REALM,
+        moh_path=MOH,
+        **config,
+    )
     thread = EngineThread()
     engine = Engine(cfg, directory, recorder)
     thread.run(engine.start())

@@ -25,8 +25,9 @@ def phones(pbx: Pbx) -> Iterator[dict[str, Baresip]]:
     tones = {"201": 440.0, "202": 1000.0, "203": 700.0}
     with ExitStack() as stack:
         phones = {
-            number: stack.enter_context(Baresip(number, password=pbx.secrets[number],
-                                                registrar=pbx.address, tone_hz=hz))
+            number: stack.enter_context(
+                Baresip(number, password=pbx.secrets[number], registrar=pbx.address, tone_hz=hz)
+            )
             for number, hz in tones.items()
         }
         for phone in phones.values():
@@ -37,7 +38,7 @@ def phones(pbx: Pbx) -> Iterator[dict[str, Baresip]]:
 def _heard(phone: Baresip, seconds: float = 1.0) -> np.ndarray:
     """The last `seconds` of what a phone heard, after its call ended."""
     audio = phone.received_audio()
-    return audio[-int(seconds * 8000) - 4000:-4000] if len(audio) > 16000 else audio
+    return audio[-int(seconds * 8000) - 4000 : -4000] if len(audio) > 16000 else audio
 
 
 def _assert_tone(samples: np.ndarray, hz: float) -> None:
@@ -46,7 +47,9 @@ def _assert_tone(samples: np.ndarray, hz: float) -> None:
     assert abs(dominant_frequency(samples, 8000) - hz) < 5
 
 
-def test_two_phones_talk_through_the_pbx_in_both_directions(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+def test_two_phones_talk_through_the_pbx_in_both_directions(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
     caller, callee = phones["201"], phones["202"]
     caller.dial(f"sip:202@{pbx.address}")
     callee.wait_established()
@@ -65,7 +68,9 @@ def test_two_phones_talk_through_the_pbx_in_both_directions(pbx: Pbx, phones: di
     assert record["disposition"] == "answered"
 
 
-def test_the_held_party_hears_music_and_then_the_other_party_again(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+def test_the_held_party_hears_music_and_then_the_other_party_again(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
     caller, callee = phones["201"], phones["202"]
     caller.dial(f"sip:202@{pbx.address}")
     callee.wait_established()
@@ -73,7 +78,9 @@ def test_the_held_party_hears_music_and_then_the_other_party_again(pbx: Pbx, pho
     time.sleep(1.0)
     caller.hold()
     time.sleep(2.5)
-    heard_on_hold = callee.received_audio_so_far() if hasattr(callee, "received_audio_so_far") else None
+    heard_on_hold = (
+        callee.received_audio_so_far() if hasattr(callee, "received_audio_so_far") else None
+    )
     caller.resume()
     time.sleep(2.0)
     caller.hangup()
@@ -81,14 +88,16 @@ def test_the_held_party_hears_music_and_then_the_other_party_again(pbx: Pbx, pho
     audio = callee.received_audio()
     del heard_on_hold
     # The callee's recording: ~1 s of 440 Hz, ~2.5 s of music (300-600 Hz, not 440), then 440 Hz.
-    on_hold = audio[int(1.8 * 8000):int(3.2 * 8000)]
+    on_hold = audio[int(1.8 * 8000) : int(3.2 * 8000)]
     assert rms(on_hold) > 300, "the held party heard silence"
     assert band_energy_ratio(on_hold, 8000, 300, 600) > 0.8
     assert abs(dominant_frequency(on_hold, 8000) - 440) > 10, "still hearing the caller, not music"
     _assert_tone(_heard(callee), 440)
 
 
-def test_a_blind_transfer_from_the_phone_connects_the_other_party(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+def test_a_blind_transfer_from_the_phone_connects_the_other_party(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
     caller, operator, target = phones["201"], phones["202"], phones["203"]
     caller.dial(f"sip:202@{pbx.address}")
     operator.wait_established()
@@ -112,15 +121,23 @@ def test_a_caller_without_an_offer_gets_ours_in_the_200_and_answers_in_the_ack(
     if sipp_binary() is None:
         pytest.skip("SIPp (sip-tester) is not installed")
     callee = phones["202"]
-    result = run_sipp("uac_late_offer", pbx.address, keys={"service": "202", "user": "201"},
-                      auth=("201", pbx.secrets["201"]), duration_ms=3000, play_audio=True)
+    result = run_sipp(
+        "uac_late_offer",
+        pbx.address,
+        keys={"service": "202", "user": "201"},
+        auth=("201", pbx.secrets["201"]),
+        duration_ms=3000,
+        play_audio=True,
+    )
     assert result.ok, result.explain()
     callee.wait_closed()
     heard = callee.received_audio()
     assert rms(heard[4000:20000]) > 300, "the late-offer caller's audio did not arrive"
 
 
-def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
     import socket
 
     from pbx.media.g711 import encode_ulaw
@@ -142,8 +159,9 @@ def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(pbx: Pbx, p
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
         stranger.bind(("127.0.0.1", 0))
         for n in range(100):
-            packet = RtpPacket(payload_type=0, sequence_number=n, timestamp=160 * n,
-                               ssrc=0x5EED, payload=payload)
+            packet = RtpPacket(
+                payload_type=0, sequence_number=n, timestamp=160 * n, ssrc=0x5EED, payload=payload
+            )
             stranger.sendto(bytes(packet), ("127.0.0.1", port))
             time.sleep(0.02)
 

@@ -38,8 +38,9 @@ def orm_engine() -> Iterator[tuple[Engine, EngineThread]]:
 
 
 def _register(engine: Engine, user: str, secret: str, scenario: str = "register_auth") -> bool:
-    return run_sipp(scenario, f"127.0.0.1:{engine.sip_port}", keys={"user": user},
-                    auth=(user, secret)).ok
+    return run_sipp(
+        scenario, f"127.0.0.1:{engine.sip_port}", keys={"user": user}, auth=(user, secret)
+    ).ok
 
 
 def test_an_extension_added_or_removed_by_the_cli_counts_from_the_next_request(
@@ -54,19 +55,37 @@ def test_an_extension_added_or_removed_by_the_cli_counts_from_the_next_request(
     assert _register(engine, "201", secret, "register_wrong_password")
 
 
-def test_a_call_leaves_a_complete_record_in_the_database(orm_engine: tuple[Engine, EngineThread]) -> None:
+def test_a_call_leaves_a_complete_record_in_the_database(
+    orm_engine: tuple[Engine, EngineThread],
+) -> None:
     engine, thread = orm_engine
-    call_command("extension", "add", "201", "--name", "Mario Rossi", "--secret", "secret-201-abcdefgh")
-    call_command("extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh")
+    call_command(
+        "extension", "add", "201", "--name", "Mario Rossi", "--secret", "secret-201-abcdefgh"
+    )
+    call_command(
+        "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
+    )
     with sipp_uas("uas_answer") as callee:
+
         async def bind() -> None:
             from pbx.sip.uri import SipUri
-            engine.registrar.bind("202", SipUri.parse(f"sip:202@{callee.address}"),
-                                  ("127.0.0.1", callee.port), "udp", engine.stack.now())
+
+            engine.registrar.bind(
+                "202",
+                SipUri.parse(f"sip:202@{callee.address}"),
+                ("127.0.0.1", callee.port),
+                "udp",
+                engine.stack.now(),
+            )
+
         thread.run(bind())
-        result = run_sipp("uac_call", f"127.0.0.1:{engine.sip_port}",
-                          keys={"service": "202", "user": "201"},
-                          auth=("201", "secret-201-abcdefgh"), duration_ms=300)
+        result = run_sipp(
+            "uac_call",
+            f"127.0.0.1:{engine.sip_port}",
+            keys={"service": "202", "user": "201"},
+            auth=("201", "secret-201-abcdefgh"),
+            duration_ms=300,
+        )
         assert result.ok, result.explain()
     engine.recorder.flush()  # type: ignore[attr-defined]
     time.sleep(0.2)
@@ -78,9 +97,12 @@ def test_a_call_leaves_a_complete_record_in_the_database(orm_engine: tuple[Engin
 
 
 def test_records_left_open_by_a_crash_are_closed_as_interrupted_on_the_next_start() -> None:
-    CallRecord.objects.create(call_id="left-open", node="crashed-node", direction="internal",
-                              caller="201", callee="202")
-    engine = build_engine(sip_port=free_port_range(1), rtp_ports=(49000, 49099), node="crashed-node")
+    CallRecord.objects.create(
+        call_id="left-open", node="crashed-node", direction="internal", caller="201", callee="202"
+    )
+    engine = build_engine(
+        sip_port=free_port_range(1), rtp_ports=(49000, 49099), node="crashed-node"
+    )
     thread = EngineThread()
     try:
         thread.run(engine.start())
@@ -92,14 +114,21 @@ def test_records_left_open_by_a_crash_are_closed_as_interrupted_on_the_next_star
 
 
 def test_phones_stay_reachable_across_an_engine_restart() -> None:
-    call_command("extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh")
+    call_command(
+        "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
+    )
     port, phone_port = free_port_range(1), free_port_range(1)
     first = build_engine(sip_port=port, rtp_ports=(47000, 47199), node="restart-node")
     thread = EngineThread()
     try:
         thread.run(first.start())
-        registered = run_sipp("register_auth", f"127.0.0.1:{port}", keys={"user": "202"},
-                              auth=("202", "secret-202-abcdefgh"), local_port=phone_port)
+        registered = run_sipp(
+            "register_auth",
+            f"127.0.0.1:{port}",
+            keys={"user": "202"},
+            auth=("202", "secret-202-abcdefgh"),
+            local_port=phone_port,
+        )
         assert registered.ok, registered.explain()
         thread.run(first.stop())
         first.registrar.store.flush()  # type: ignore[union-attr]

@@ -19,7 +19,9 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(baresip_binary() is None, reason="baresip (baresip-core) is not installed"),
 ]
-needs_linphone = pytest.mark.skipif(not linphone_binaries(), reason="linphonec (linphone-cli) is not installed")
+needs_linphone = pytest.mark.skipif(
+    not linphone_binaries(), reason="linphonec (linphone-cli) is not installed"
+)
 
 
 @pytest.fixture
@@ -30,7 +32,9 @@ def baresip_203(pbx: Pbx) -> Iterator[Baresip]:
 
 
 @needs_linphone
-def test_linphone_registers_and_calls_a_baresip_through_the_pbx(pbx: Pbx, baresip_203: Baresip) -> None:
+def test_linphone_registers_and_calls_a_baresip_through_the_pbx(
+    pbx: Pbx, baresip_203: Baresip
+) -> None:
     with Linphone("201", password=pbx.secrets["201"], registrar=pbx.address, tone_hz=700) as lin:
         lin.wait_registered()
         assert pbx.registered("201")
@@ -47,9 +51,13 @@ def test_linphone_registers_and_calls_a_baresip_through_the_pbx(pbx: Pbx, baresi
 
 @needs_linphone
 def test_an_attended_transfer_from_linphone_joins_the_two_other_parties(pbx: Pbx) -> None:
-    with (Baresip("201", password=pbx.secrets["201"], registrar=pbx.address, tone_hz=440) as caller,
-          Baresip("203", password=pbx.secrets["203"], registrar=pbx.address, tone_hz=1000) as target,
-          Linphone("202", password=pbx.secrets["202"], registrar=pbx.address, tone_hz=700) as operator):
+    with (
+        Baresip("201", password=pbx.secrets["201"], registrar=pbx.address, tone_hz=440) as caller,
+        Baresip("203", password=pbx.secrets["203"], registrar=pbx.address, tone_hz=1000) as target,
+        Linphone(
+            "202", password=pbx.secrets["202"], registrar=pbx.address, tone_hz=700
+        ) as operator,
+    ):
         caller.wait_registered()
         target.wait_registered()
         operator.wait_registered()

@@ -303,10 +303,14 @@ def test_a_call_completes_through_the_telephony_worker(telephony_worker: Telepho
         skip_loudly("baresip (baresip-core) is not installed: no call through the worker")
     env = telephony_worker.env
     manage(env, "extension", "add", "201", "--name", "Mario Rossi", "--secret", "worker-secret-201")
-    manage(env, "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "worker-secret-202")
+    manage(
+        env, "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "worker-secret-202"
+    )
     registrar = f"{HOST}:{telephony_worker.sip_port}"
-    with (Baresip("201", password="worker-secret-201", registrar=registrar, tone_hz=440) as caller,
-          Baresip("202", password="worker-secret-202", registrar=registrar, tone_hz=1000) as callee):
+    with (
+        Baresip("201", password="worker-secret-201", registrar=registrar, tone_hz=440) as caller,
+        Baresip("202", password="worker-secret-202", registrar=registrar, tone_hz=1000) as callee,
+    ):
         caller.wait_registered()
         callee.wait_registered()
         caller.dial(f"sip:202@{registrar}")

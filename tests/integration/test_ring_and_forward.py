@@ -26,8 +26,14 @@ def server():
 
 
 def _call(pbx: Pbx, number: str, scenario: str = "uac_call", **kwargs):  # type: ignore[no-untyped-def]
-    return run_sipp(scenario, pbx.address, keys={"service": number, "user": "201"},
-                    auth=("201", pbx.secrets["201"]), duration_ms=300, **kwargs)
+    return run_sipp(
+        scenario,
+        pbx.address,
+        keys={"service": number, "user": "201"},
+        auth=("201", pbx.secrets["201"]),
+        duration_ms=300,
+        **kwargs,
+    )
 
 
 def _last_record(pbx: Pbx) -> dict[str, object]:
@@ -53,8 +59,9 @@ def test_ring_all_answers_on_one_device_and_cancels_the_other(server: Pbx) -> No
 
 
 def test_ring_in_order_moves_to_the_next_device_when_the_first_does_not_answer(server: Pbx) -> None:
-    server.add_extension("202", devices=("202-desk", "202-app"), ring_mode="in_order",
-                         no_answer_timeout=10)
+    server.add_extension(
+        "202", devices=("202-desk", "202-app"), ring_mode="in_order", no_answer_timeout=10
+    )
     with sipp_uas("uas_ring") as desk, sipp_uas("uas_answer") as app:
         server.bind("202-desk", desk.address)
         server.bind("202-app", app.address)
@@ -120,8 +127,9 @@ def test_forwarding_to_an_outside_number_leaves_through_the_trunk(server: Pbx) -
 
 
 def test_ring_in_order_moves_on_at_once_when_a_device_refuses(server: Pbx) -> None:
-    server.add_extension("202", devices=("202-desk", "202-app"), ring_mode="in_order",
-                         no_answer_timeout=30)
+    server.add_extension(
+        "202", devices=("202-desk", "202-app"), ring_mode="in_order", no_answer_timeout=30
+    )
     with sipp_uas("uas_busy") as desk, sipp_uas("uas_answer") as app:
         server.bind("202-desk", desk.address)
         server.bind("202-app", app.address)

@@ -25,16 +25,25 @@ def _wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyp
 
 
 def _only_record(pbx: Pbx) -> dict[str, object]:
-    _wait_for(lambda: len(pbx.recorder.records) == 1 and
-              next(iter(pbx.recorder.records.values()))["disposition"] != "in_progress")
+    _wait_for(
+        lambda: (
+            len(pbx.recorder.records) == 1
+            and next(iter(pbx.recorder.records.values()))["disposition"] != "in_progress"
+        )
+    )
     return next(iter(pbx.recorder.records.values()))
 
 
 def test_an_extension_calls_another_by_short_number(pbx: Pbx) -> None:
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp("uac_call", pbx.address, keys={"service": "202", "user": "201"},
-                          auth=("201", pbx.secrets["201"]), duration_ms=500)
+        result = run_sipp(
+            "uac_call",
+            pbx.address,
+            keys={"service": "202", "user": "201"},
+            auth=("201", pbx.secrets["201"]),
+            duration_ms=500,
+        )
         assert result.ok, result.explain()
         assert callee.wait(10).ok
     record = _only_record(pbx)
@@ -45,8 +54,13 @@ def test_an_extension_calls_another_by_short_number(pbx: Pbx) -> None:
 def test_a_caller_who_hangs_up_while_it_rings_cancels_the_callee(pbx: Pbx) -> None:
     with sipp_uas("uas_ring") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp("uac_cancel", pbx.address, keys={"service": "202", "user": "201"},
-                          auth=("201", pbx.secrets["201"]), duration_ms=500)
+        result = run_sipp(
+            "uac_cancel",
+            pbx.address,
+            keys={"service": "202", "user": "201"},
+            auth=("201", pbx.secrets["201"]),
+            duration_ms=500,
+        )
         assert result.ok, result.explain()
         assert callee.wait(10).ok, "the callee's phone did not see the CANCEL"
     assert _only_record(pbx)["disposition"] == "cancelled"
@@ -55,33 +69,56 @@ def test_a_caller_who_hangs_up_while_it_rings_cancels_the_callee(pbx: Pbx) -> No
 def test_a_busy_callee_gives_the_caller_486(pbx: Pbx) -> None:
     with sipp_uas("uas_busy") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp("uac_expect_486", pbx.address, keys={"service": "202", "user": "201"},
-                          auth=("201", pbx.secrets["201"]))
+        result = run_sipp(
+            "uac_expect_486",
+            pbx.address,
+            keys={"service": "202", "user": "201"},
+            auth=("201", pbx.secrets["201"]),
+        )
         assert result.ok, result.explain()
     assert _only_record(pbx)["disposition"] == "busy"
 
 
 def test_an_unknown_number_gets_404(pbx: Pbx) -> None:
-    result = run_sipp("uac_expect_404", pbx.address, keys={"service": "299", "user": "201"},
-                      auth=("201", pbx.secrets["201"]))
+    result = run_sipp(
+        "uac_expect_404",
+        pbx.address,
+        keys={"service": "299", "user": "201"},
+        auth=("201", pbx.secrets["201"]),
+    )
     assert result.ok, result.explain()
 
 
 def test_an_extension_with_no_registered_phone_gets_480(pbx: Pbx) -> None:
-    result = run_sipp("uac_expect_480", pbx.address, keys={"service": "203", "user": "201"},
-                      auth=("201", pbx.secrets["201"]))
+    result = run_sipp(
+        "uac_expect_480",
+        pbx.address,
+        keys={"service": "203", "user": "201"},
+        auth=("201", pbx.secrets["201"]),
+    )
     assert result.ok, result.explain()
 
 
 def test_a_phone_on_tcp_registers_and_calls_a_phone_on_udp(pbx: Pbx) -> None:
-    registered = run_sipp("register_auth", pbx.address, keys={"user": "201"},
-                          auth=("201", pbx.secrets["201"]), extra_args=["-t", "t1"])
+    registered = run_sipp(
+        "register_auth",
+        pbx.address,
+        keys={"user": "201"},
+        auth=("201", pbx.secrets["201"]),
+        extra_args=["-t", "t1"],
+    )
     assert registered.ok, registered.explain()
     assert pbx.registered("201")
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp("uac_call", pbx.address, keys={"service": "202", "user": "201"},
-                          auth=("201", pbx.secrets["201"]), duration_ms=300, extra_args=["-t", "t1"])
+        result = run_sipp(
+            "uac_call",
+            pbx.address,
+            keys={"service": "202", "user": "201"},
+            auth=("201", pbx.secrets["201"]),
+            duration_ms=300,
+            extra_args=["-t", "t1"],
+        )
         assert result.ok, result.explain()
         assert "SIP/2.0/TCP" in result.messages
         assert callee.wait(10).ok

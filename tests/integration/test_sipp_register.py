@@ -14,22 +14,25 @@ pytestmark = [
 
 
 def test_a_phone_registers_after_answering_the_challenge(pbx: Pbx) -> None:
-    result = run_sipp("register_auth", pbx.address, keys={"user": "201"},
-                      auth=("201", pbx.secrets["201"]))
+    result = run_sipp(
+        "register_auth", pbx.address, keys={"user": "201"}, auth=("201", pbx.secrets["201"])
+    )
     assert result.ok, result.explain()
     assert pbx.registered("201")
 
 
 def test_a_wrong_password_is_refused(pbx: Pbx) -> None:
-    result = run_sipp("register_wrong_password", pbx.address, keys={"user": "201"},
-                      auth=("201", "not-the-secret"))
+    result = run_sipp(
+        "register_wrong_password", pbx.address, keys={"user": "201"}, auth=("201", "not-the-secret")
+    )
     assert result.ok, result.explain()
     assert not pbx.registered("201")
 
 
 def test_an_unknown_user_gets_the_same_answer_as_a_wrong_password(pbx: Pbx) -> None:
-    result = run_sipp("register_unknown_user", pbx.address, keys={"user": "999"},
-                      auth=("999", "whatever"))
+    result = run_sipp(
+        "register_unknown_user", pbx.address, keys={"user": "999"}, auth=("999", "whatever")
+    )
     assert result.ok, result.explain()
 
 
@@ -40,10 +43,20 @@ def test_a_source_that_keeps_failing_is_blocked_for_a_while() -> None:
     try:
         secret = server.add_extension("201")
         for _ in range(2):
-            run_sipp("register_wrong_password", server.address, keys={"user": "201"},
-                     auth=("201", "wrong"))
-        blocked = run_sipp("register_auth", server.address, keys={"user": "201"},
-                           auth=("201", secret), recv_timeout_ms=1500, timeout=5)
+            run_sipp(
+                "register_wrong_password",
+                server.address,
+                keys={"user": "201"},
+                auth=("201", "wrong"),
+            )
+        blocked = run_sipp(
+            "register_auth",
+            server.address,
+            keys={"user": "201"},
+            auth=("201", secret),
+            recv_timeout_ms=1500,
+            timeout=5,
+        )
         assert not blocked.ok
         assert not server.registered("201")
     finally:

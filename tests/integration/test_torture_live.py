@@ -54,7 +54,12 @@ def test_after_every_torture_message_a_normal_call_still_completes(pbx: Pbx) -> 
     assert not answers["bcast"]  # a response that is not ours: dropped
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp("uac_call", pbx.address, keys={"service": "202", "user": "201"},
-                          auth=("201", pbx.secrets["201"]), duration_ms=300)
+        result = run_sipp(
+            "uac_call",
+            pbx.address,
+            keys={"service": "202", "user": "201"},
+            auth=("201", pbx.secrets["201"]),
+            duration_ms=300,
+        )
         assert result.ok, result.explain()
     assert pbx.engine.running

@@ -6,8 +6,9 @@ from pbx.engine.registrar import Registrar, StoredBinding
 from pbx.sip.message import Request, parse_message
 
 
-def _register(contacts: list[str], *, expires: str | None = None, cseq: int = 1,
-              call_id: str = "reg-1") -> Request:
+def _register(
+    contacts: list[str], *, expires: str | None = None, cseq: int = 1, call_id: str = "reg-1"
+) -> Request:
     lines = [
         "REGISTER sip:pbx SIP/2.0",
         "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-r" + str(cseq),
@@ -27,8 +28,13 @@ def _register(contacts: list[str], *, expires: str | None = None, cseq: int = 1,
 
 def test_it_keeps_several_contacts_per_device_and_lists_them_in_the_answer() -> None:
     registrar = Registrar()
-    response = registrar.register("201", _register(["<sip:201@10.0.0.1:5060>", "<sip:201@10.0.0.2:5060>"]),
-                                  ("127.0.0.1", 5062), "udp", now=0)
+    response = registrar.register(
+        "201",
+        _register(["<sip:201@10.0.0.1:5060>", "<sip:201@10.0.0.2:5060>"]),
+        ("127.0.0.1", 5062),
+        "udp",
+        now=0,
+    )
     assert response.status == 200
     assert len(response.headers.get_all("Contact")) == 2
     assert len(registrar.contacts("201", now=1)) == 2
@@ -46,14 +52,18 @@ def test_expires_zero_removes_a_contact_and_the_wildcard_removes_all() -> None:
     registrar.register("201", _register(["<sip:201@a>", "<sip:201@b>"]), ("h", 1), "udp", now=0)
     registrar.register("201", _register(["<sip:201@a>;expires=0"], cseq=2), ("h", 1), "udp", now=1)
     assert [b.contact.host for b in registrar.contacts("201", now=2)] == ["b"]
-    response = registrar.register("201", _register(["*"], expires="0", cseq=3), ("h", 1), "udp", now=3)
+    response = registrar.register(
+        "201", _register(["*"], expires="0", cseq=3), ("h", 1), "udp", now=3
+    )
     assert response.status == 200
     assert registrar.contacts("201", now=4) == []
 
 
 def test_a_too_brief_interval_gets_423_with_the_minimum() -> None:
     registrar = Registrar(min_expires=60)
-    response = registrar.register("201", _register(["<sip:201@a>;expires=10"]), ("h", 1), "udp", now=0)
+    response = registrar.register(
+        "201", _register(["<sip:201@a>;expires=10"]), ("h", 1), "udp", now=0
+    )
     assert response.status == 423
     assert response.headers.get("Min-Expires") == "60"
     assert registrar.contacts("201", now=1) == []
@@ -62,14 +72,18 @@ def test_a_too_brief_interval_gets_423_with_the_minimum() -> None:
 def test_a_wildcard_with_a_nonzero_expiry_is_refused_and_changes_nothing() -> None:
     registrar = Registrar()
     registrar.register("201", _register(["<sip:201@a>"]), ("h", 1), "udp", now=0)
-    response = registrar.register("201", _register(["*"], expires="60", cseq=2), ("h", 1), "udp", now=1)
+    response = registrar.register(
+        "201", _register(["*"], expires="60", cseq=2), ("h", 1), "udp", now=1
+    )
     assert response.status == 400
     assert len(registrar.contacts("201", now=2)) == 1
 
 
 def test_an_older_reordered_register_does_not_override_a_newer_one() -> None:
     registrar = Registrar()
-    registrar.register("201", _register(["<sip:201@a>;expires=600"], cseq=5), ("h", 1), "udp", now=0)
+    registrar.register(
+        "201", _register(["<sip:201@a>;expires=600"], cseq=5), ("h", 1), "udp", now=0
+    )
     registrar.register("201", _register(["<sip:201@a>;expires=0"], cseq=4), ("h", 1), "udp", now=1)
     assert len(registrar.contacts("201", now=2)) == 1
 
@@ -88,11 +102,19 @@ class _Store:
 def test_every_change_is_saved_with_wall_clock_expiry() -> None:
     store = _Store()
     registrar = Registrar(store=store, wall_clock=lambda: 1_000_000.0)
-    registrar.register("201", _register(["<sip:201@10.0.0.1>;expires=600"]), ("10.0.0.1", 5062), "udp", now=50)
+    registrar.register(
+        "201", _register(["<sip:201@10.0.0.1>;expires=600"]), ("10.0.0.1", 5062), "udp", now=50
+    )
     [saved] = store.saved["201"]
-    assert (saved.contact, saved.source_host, saved.source_port) == ("sip:201@10.0.0.1", "10.0.0.1", 5062)
+    assert (saved.contact, saved.source_host, saved.source_port) == (
+        "sip:201@10.0.0.1",
+        "10.0.0.1",
+        5062,
+    )
     assert saved.expires_at == 1_000_600.0
-    registrar.register("201", _register(["*"], expires="0", cseq=2), ("10.0.0.1", 5062), "udp", now=60)
+    registrar.register(
+        "201", _register(["*"], expires="0", cseq=2), ("10.0.0.1", 5062), "udp", now=60
+    )
     assert store.saved["201"] == []
 
 
@@ -100,7 +122,9 @@ async def test_a_new_registrar_takes_back_what_has_not_expired() -> None:
     store = _Store()
     before = Registrar(store=store, wall_clock=lambda: 1_000_000.0)
     before.register("201", _register(["<sip:201@a>;expires=600"]), ("h", 1), "udp", now=0)
-    before.register("202", _register(["<sip:202@b>;expires=60"], call_id="reg-2"), ("h", 2), "udp", now=0)
+    before.register(
+        "202", _register(["<sip:202@b>;expires=60"], call_id="reg-2"), ("h", 2), "udp", now=0
+    )
     # Restarted 100 s later (wall clock), on a loop whose clock starts again from 5.
     after = Registrar(store=store, wall_clock=lambda: 1_000_100.0)
     assert await after.restore(now=5) == 1

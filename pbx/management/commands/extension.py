@@ -45,16 +45,27 @@ class Command(BaseCommand):
 
     def _add(self, company: Company, options: dict[str, Any]) -> None:
         done = add_extension(
-            company, options["number"], options["name"], secret=options["secret"],
-            site_name=options["site"], username=options["username"], email=options["email"],
+            company,
+            options["number"],
+            options["name"],
+            secret=options["secret"],
+            site_name=options["site"],
+            username=options["username"],
+            email=options["email"],
         )
-        self.stdout.write(f"Extension {done.extension.number} ({done.extension.display_name}) created.")
+        self.stdout.write(
+            f"Extension {done.extension.number} ({done.extension.display_name}) created."
+        )
         self.stdout.write(f"SIP username: {done.device.username}")
         self.stdout.write(f"SIP secret:   {done.secret}")
         self.stdout.write(f"SIP realm:    {done.device.realm}")
 
     def _list(self, company: Company, options: dict[str, Any]) -> None:
-        rows = Extension.objects.filter(company=company).select_related("site").prefetch_related("devices")
+        rows = (
+            Extension.objects.filter(company=company)
+            .select_related("site")
+            .prefetch_related("devices")
+        )
         for ext in rows:
             users = ", ".join(d.username for d in ext.devices.all()) or "-"
             site = ext.site.name if ext.site else "-"
