@@ -7,12 +7,14 @@ work, so that accounts cannot be enumerated.
 from __future__ import annotations
 
 import secrets
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 
 from pbx.engine.directory import DeviceInfo, Directory
 from pbx.sip import digest
+from pbx.sip.errors import SipParseError
 from pbx.sip.message import Request
+from pbx.sip.uri import SipUri, parse_uri
 
 # Work done for an unknown user, so that its answer takes as long as a wrong password's.
 _DUMMY_HA1 = {"MD5": "0" * 32, "SHA-256": "0" * 64}
@@ -55,6 +57,49 @@ class FailureTracker:
         self._failures.pop(ip, None)
 
 
+class NonceCounts:
+    """Remembers each nonce's highest nonce-count, so that a sniffed header cannot be replayed.
+
+    With qop the count must grow (RFC 7616 3.4); without qop a nonce serves one request only.
+    Entries go once their nonce has expired anyway, so memory is bounded by rate x lifetime.
+    """
+
+    def __init__(self, lifetime: float, limit: int = 500_000) -> None:
+        self.lifetime = lifetime
+        self.limit = limit
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def fresh(self, credentials: digest.Credentials, now: float) -> bool:
+        while self._seen:
+            _, (_, first_seen) = next(iter(self._seen.items()))
+            if first_seen > now - self.lifetime and len(self._seen) < self.limit:
+                break
+            self._seen.popitem(last=False)
+        try:
+            count = int(credentials.nc, 16) if credentials.qop and credentials.nc else 0
+        except ValueError:
+            return False
+        seen = self._seen.get(credentials.nonce)
+        if seen is not None and count <= seen[0]:
+            return False
+        self._seen[credentials.nonce] = (count, seen[1] if seen else now)
+        return True
+
+
+def _uri_matches(digest_uri: str, request: Request) -> bool:
+    """The digest's uri names this request's target (RFC 3261 22.4): a header taken from a
+    call to one number cannot place a call to another. Phones that put only our host in it
+    (SIPp, pyVoIP) are accepted; a user part, when given, must be the dialled one."""
+    try:
+        credited = parse_uri(digest_uri)
+        target = request.request_uri
+    except SipParseError:
+        return False
+    if not isinstance(credited, SipUri) or not credited.user:
+        return True
+    return isinstance(target, SipUri) and credited.user == target.user
+
+
 class Authenticator:
     """Challenges and verifies requests from phones against the directory's HA1 values."""
 
@@ -73,6 +118,7 @@ class Authenticator:
         self.nonces = digest.NonceService(secrets.token_bytes(32), nonce_lifetime)
         self.tracker = tracker or FailureTracker(20, 60, 300)
         self.accepted: Counter[str] = Counter()  # successful authentications per algorithm
+        self.replays = NonceCounts(nonce_lifetime)
 
     def challenge(self, now: float, *, stale: bool = False) -> list[str]:
         return digest.challenges_for(
@@ -103,9 +149,11 @@ class Authenticator:
             now=now,
             body=request.body,
         )
-        if device is None or verdict == "rejected":
+        if device is None or verdict == "rejected" or not _uri_matches(credentials.uri, request):
             return self._failure(source_ip, now)
-        if verdict == "stale":
+        if verdict == "stale" or not self.replays.fresh(credentials, now):
+            # An expired nonce, or one used again with a count already seen (a replayed
+            # header): the right password answers a new challenge without asking the user.
             return AuthOutcome(None, self.challenge(now, stale=True))
         self.tracker.succeeded(source_ip)
         self.accepted[algorithm] += 1

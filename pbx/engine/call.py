@@ -52,8 +52,6 @@ class Call:
     state: CallState = CallState.ROUTING
     forks: list[Leg] = field(default_factory=list)
     b: Leg | None = None
-    target_extension: tuple[int, str] | None = None  # (company, number) of the callee extension
-    caller_extension: tuple[int, str] | None = None
     no_answer: asyncio.TimerHandle | None = None
     depth: int = 0  # forwarding hops taken, to stop loops
     best_failure: int = 0

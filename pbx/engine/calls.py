@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from pbx.engine.call import DISPOSITIONS, Call, CallState
 from pbx.engine.legs import Leg, LegState, reject
-from pbx.engine.media import bridge
+from pbx.engine.media import NoFreePort, bridge
 from pbx.engine.negotiation import local_sdp
 from pbx.engine.ringing import Ringing
 from pbx.engine.routing import Party, Route, Unavailable
@@ -37,7 +36,9 @@ class CallManager(Ringing):
         self.dialogs: dict[tuple[str, str, str], Leg] = {}  # (call-id, local tag, remote tag)
         self.pending_invites: dict[Any, Leg] = {}  # server transaction key -> unanswered leg A
         self.leg_call: dict[int, Call] = {}
-        self.busy: Counter[tuple[int, str]] = Counter()
+        # INVITEs still being authenticated or routed, and those a CANCEL reached meanwhile.
+        self.routing: set[Any] = set()
+        self.early_cancels: set[Any] = set()
 
     # --- new calls -------------------------------------------------------------------------
 
@@ -59,7 +60,15 @@ class CallManager(Ringing):
         except sdp.SdpError as error:
             reject(self.stack, invite, 400, f"Bad SDP: {error}")
             return
-        media = await self.engine.media.allocate()
+        try:
+            media = await self.engine.media.allocate()
+        except NoFreePort:
+            reject(self.stack, invite, 503, "No media port free")
+            return
+        if key in self.early_cancels:  # the caller gave up while we were busy
+            media.close()
+            reject(self.stack, invite, 487)
+            return
         if offer is not None:
             try:  # refuse now an offer we could never answer, before anything rings
                 sdp.negotiate(
@@ -86,10 +95,10 @@ class CallManager(Ringing):
             server_key=key,
             device=caller.device,
             offer=offer,
+            extension=(caller.company_id, caller.number) if caller.device else None,
         )
         leg.respond(100)
         call = Call(uuid.uuid4().hex, leg, caller, dialled, direction)
-        call.caller_extension = (caller.company_id, caller.number) if caller.device else None
         self._attach(call, leg)
         self.pending_invites[key] = leg
         self.engine.recorder.started(
@@ -115,10 +124,17 @@ class CallManager(Ringing):
         if isinstance(route, Unavailable):
             self.unavailable(call, route.reason, route.status)
             return
-        call.target_extension = route.extension_key
         call.route = route
         if call.b_media is None or call.b_media.closed:
-            call.b_media = await self.engine.media.allocate()
+            try:
+                media = await self.engine.media.allocate()
+            except NoFreePort:
+                self.unavailable(call, "no media port free", 503)
+                return
+            if call.state is CallState.ENDED:  # cancelled while the port was found
+                media.close()
+                return
+            call.b_media = media
         if route.trunk is not None:
             await self._dial_trunk(call, route)
         else:
@@ -132,6 +148,15 @@ class CallManager(Ringing):
         """
         self._end_unanswered(call, status, reason)
 
+    def give_up(self, call: Call, status: int) -> None:
+        """Tell the feature that placed `call` that nobody answered (`status` says why)."""
+        callback, call.on_answered = call.on_answered, None
+        call.best_failure = status
+        self._stop_forks(call)
+        if call.no_answer:
+            call.no_answer.cancel()
+        callback(call, None)
+
     def _answer_a(self, call: Call, codec: str) -> None:
         a = call.a
         self.pending_invites.pop(a.server_key, None)
@@ -140,13 +165,16 @@ class CallManager(Ringing):
         self.dialogs[(a.dialog.call_id, a.dialog.local_tag, a.dialog.remote_tag)] = a
         bridge(a.media, call.b.media)
         call.move(CallState.ANSWERED)
-        if call.caller_extension:
-            self.busy[call.caller_extension] += 1
 
     # --- ending ----------------------------------------------------------------------------
 
     def _end_unanswered(self, call: Call, status: int, reason: str) -> None:
         if call.state is CallState.ENDED:
+            return
+        if call.on_answered is not None:
+            # Placed by a feature (a transfer): its caller is already in a conversation, the
+            # feature decides what becomes of it.
+            self.give_up(call, status)
             return
         if call.no_answer:
             call.no_answer.cancel()
@@ -162,7 +190,10 @@ class CallManager(Ringing):
     def _leg_ended(self, leg: Leg, reason: str) -> None:
         """A leg ended on its own (BYE received, CANCEL, failure): end what depends on it."""
         call = self.leg_call.get(id(leg))
-        if call is None or call.state is CallState.ENDED:
+        if call is None:
+            self.forget_dialog(leg)  # a leg a transfer left behind
+            return
+        if call.state is CallState.ENDED:
             return
         if leg is call.a and call.state is not CallState.ANSWERED:
             self._stop_forks(call)
@@ -183,20 +214,19 @@ class CallManager(Ringing):
         if call.state is not CallState.ENDED:
             self._close(call, "answered" if call.b else "cancelled", reason)
 
-    def _close(self, call: Call, disposition: str, reason: str) -> None:
+    def _close(self, call: Call, disposition: str, reason: str, keep: Leg | None = None) -> None:
+        """Forget the call and release its legs' dialogs and media, except `keep`'s."""
         if call.state is CallState.ENDED:
             return
-        was_answered = call.state is CallState.ANSWERED
         call.move(CallState.ENDED)
         if call.no_answer:
             call.no_answer.cancel()
-        if was_answered:
-            for key in (call.target_extension, call.caller_extension):
-                if key and self.busy[key] > 0:
-                    self.busy[key] -= 1
-                    if not self.busy[key]:
-                        del self.busy[key]
+        call.advance = None
         for leg in [call.a, *call.forks]:
+            if leg is keep:
+                if self.leg_call.get(id(leg)) is call:
+                    del self.leg_call[id(leg)]
+                continue
             self.leg_call.pop(id(leg), None)
             if leg.dialog is not None:
                 self.dialogs.pop(
@@ -261,11 +291,27 @@ class CallManager(Ringing):
         self.leg_call[id(new)] = call
         new.on_end = self._leg_ended
 
-    def forget(self, call: Call, disposition: str, reason: str) -> None:
-        self._close(call, disposition, reason)
+    def forget_dialog(self, leg: Leg) -> None:
+        """`leg` belongs to no call any more: in-dialog requests for it get 481 from now on."""
+        if leg.dialog is not None:
+            self.dialogs.pop(
+                (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag), None
+            )
+
+    def abandon(self, call: Call, keep: Leg, reason: str) -> None:
+        """End a call placed by a feature that failed, leaving `keep` (its caller) untouched."""
+        self._stop_forks(call)
+        self._close(call, DISPOSITIONS.get(call.best_failure, "failed"), reason, keep=keep)
 
     def call_of(self, leg: Leg) -> Call | None:
         return self.leg_call.get(id(leg))
 
     def is_busy(self, company_id: int, number: str) -> bool:
-        return self.busy.get((company_id, number), 0) > 0
+        """Whether a phone of this extension is in an answered call now (one lookup per set-up)."""
+        key = (company_id, number)
+        return any(
+            leg is not None and leg.extension == key and leg.answered
+            for call in self.calls.values()
+            if call.state is CallState.ANSWERED
+            for leg in (call.a, call.b)
+        )

@@ -16,7 +16,7 @@ from pbx.engine.routing import Party
 from pbx.sip import sdp
 from pbx.sip.errors import SipParseError
 from pbx.sip.headers import NameAddr
-from pbx.sip.message import Request, make_response
+from pbx.sip.message import REASON_PHRASES, Request, make_response
 from pbx.sip.uri import SipUri
 
 if TYPE_CHECKING:
@@ -161,14 +161,16 @@ class Features:
 
         def done(new_call: Call, answered: Leg | None) -> None:
             if answered is None:
-                self._notify(referrer, "503 Service Unavailable", final=True)
-                if not referrer.ended:  # the referrer waits: give its party back
-                    self.calls.detach(new_call, transferee)
+                status = new_call.best_failure or 480
+                self.calls.abandon(new_call, keep=transferee, reason="transfer failed")
+                phrase = REASON_PHRASES.get(status, "Failed")
+                self._notify(referrer, f"{status} {phrase}", final=True)
+                if not referrer.ended:  # the referrer is still there: give its party back
                     self.calls.rejoin(call, transferee)
                     bridge(transferee.media, referrer.media)
                 else:
+                    self.calls.forget_dialog(transferee)
                     transferee.hangup("transfer failed")
-                    self.calls.forget(new_call, "failed", "transfer failed")
                 return
             bridge(transferee.media, answered.media)
             new_call.move(CallState.ANSWERED)
@@ -178,8 +180,6 @@ class Features:
         new.on_answered = done
         log.info("call %s: blind transfer of %s to %s", call.id[:8], transferee.label, number)
         await self.calls.follow(new, await self.engine.router.route(party, number))
-        if new.state is CallState.ENDED and not referrer.ended:
-            self._notify(referrer, "404 Not Found", final=True)
 
     def _attended(self, call: Call, referrer: Leg, replaces: str) -> None:
         parts = [p.strip() for p in replaces.split(";")]

@@ -79,6 +79,7 @@ class Leg:
     awaiting_answer: bool = False  # we offered in a 2xx: the answer comes in the ACK
     sdp_version: int = 1  # o= version of what we last sent on this leg
     trunk: TrunkInfo | None = None  # a leg toward the carrier: answers its challenges
+    extension: tuple[int, str] | None = None  # (company, number) of a phone leg: busy lamp
     auth_tries: int = 0
     on_end: Callable[[Leg, str], None] | None = None
 

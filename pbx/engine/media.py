@@ -213,6 +213,10 @@ def bridge(a: MediaEndpoint, b: MediaEndpoint) -> None:
     b.listen_to(a)
 
 
+class NoFreePort(RuntimeError):
+    """Every RTP port of the range is in use: the call is refused (503), nothing else breaks."""
+
+
 class MediaManager:
     """Allocates RTP ports (even numbers, RFC 3550 11) and owns the relay core and hold music."""
 
@@ -221,6 +225,7 @@ class MediaManager:
     ) -> None:
         self.host = host
         low, high = port_range
+        self.port_range = port_range
         self._free = list(range(low + (low % 2), high, 2))
         random.shuffle(self._free)  # a port is not reused at once: stray late packets fade
         self._used: set[int] = set()
@@ -241,7 +246,7 @@ class MediaManager:
                 continue
             self._used.add(port)
             return endpoint
-        raise RuntimeError("no free RTP port")
+        raise NoFreePort("no free RTP port in {}-{}".format(*self.port_range))
 
     def release(self, port: int) -> None:
         """Give a port back; it goes to the end of the queue."""

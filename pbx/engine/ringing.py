@@ -102,7 +102,7 @@ class Ringing:
     async def _no_answer(self, call: Call, route: Route) -> None:
         if route.forward_no_answer and call.depth < 5:
             call.depth += 1
-            call.forks.clear()
+            self._drop_forks(call)
             await self.follow(
                 call, await self.engine.router.forward(call.caller, route.forward_no_answer)
             )
@@ -157,6 +157,7 @@ class Ringing:
             label=route.number,
             device=device,
             owns_media=False,
+            extension=route.extension_key,
         )
         call.forks.append(leg)
         self.leg_call[id(leg)] = call
@@ -165,6 +166,12 @@ class Ringing:
             invite, dest, transport, lambda r, leg=leg: self._on_fork_response(leg, r)
         )
         return leg
+
+    def _drop_forks(self, call: Call) -> None:
+        """Forget the forks of a ringing that is over (before forwarding somewhere else)."""
+        for leg in call.forks:
+            self.leg_call.pop(id(leg), None)
+        call.forks.clear()
 
     def _stop_forks(self, call: Call, keep: Leg | None = None) -> None:
         call.advance = None
@@ -178,6 +185,8 @@ class Ringing:
     def _on_fork_response(self, leg: Leg, response: Response | None) -> None:
         call = self.leg_call.get(id(leg))
         if call is None:
+            if response is not None and 200 <= response.status < 300:
+                self._hang_up_late_answer(leg, response)
             return
         if response is None:  # timer B: nobody there
             self._fork_failed(call, leg, 408)
@@ -228,23 +237,32 @@ class Ringing:
         )
         return True
 
-    def _fork_answered(self, call: Call, leg: Leg, response: Response) -> None:
+    def _hang_up_late_answer(self, leg: Leg, response: Response) -> None:
+        """A phone answered after we gave up on it (its 200 crossed our CANCEL): ACK, BYE."""
+        if leg.dialog is not None:
+            return  # a retransmission: the transaction layer re-sends our ACK itself
         dialog = Dialog.from_uac(leg.invite, response)
         ack, _ = dialog.make_ack(leg.invite.cseq.number, via=self.stack.via(leg.transport))
         self.stack.send_ack(ack, leg.peer, leg.transport)
         leg.dialog = dialog
+        leg.state = LegState.ANSWERED
+        leg.on_end = None
+        leg.hangup("too late")
+
+    def _fork_answered(self, call: Call, leg: Leg, response: Response) -> None:
         if (
             leg.state is LegState.ENDING
             or call.state is CallState.ENDED
             or (call.b is not None and call.b is not leg)
         ):
-            # Answered after we gave up on it (a CANCEL crossed the 200): hang it up.
-            leg.state = LegState.ANSWERED
-            leg.on_end = None
-            leg.hangup("too late")
+            self._hang_up_late_answer(leg, response)
             return
         if leg.state is LegState.ANSWERED:
             return  # a retransmitted 2xx
+        dialog = Dialog.from_uac(leg.invite, response)
+        ack, _ = dialog.make_ack(leg.invite.cseq.number, via=self.stack.via(leg.transport))
+        self.stack.send_ack(ack, leg.peer, leg.transport)
+        leg.dialog = dialog
         leg.move(LegState.ANSWERED)
         self.dialogs[(dialog.call_id, dialog.local_tag, dialog.remote_tag)] = leg
         if not take_answer(leg, response.body):
@@ -259,8 +277,6 @@ class Ringing:
         call.forks = [leg]
         call.b = leg
         self.engine.recorder.answered(call.id, leg.device or leg.label)
-        if call.target_extension:
-            self.busy[call.target_extension] += 1
         if call.on_answered is not None:
             callback, call.on_answered = call.on_answered, None
             callback(call, leg)
@@ -288,15 +304,11 @@ class Ringing:
         route = call.route
         if status in (486, 600) and route is not None and route.forward_busy and call.depth < 5:
             call.depth += 1
-            call.forks.clear()
+            self._drop_forks(call)
             call.state = CallState.ROUTING
             await self.follow(
                 call, await self.engine.router.forward(call.caller, route.forward_busy)
             )
-            return
-        if call.on_answered is not None:
-            callback, call.on_answered = call.on_answered, None
-            callback(call, None)
             return
         if status in (486, 600):
             self.unavailable(call, "busy", 486)
@@ -311,6 +323,8 @@ class Ringing:
         trunk = route.trunk
         assert trunk is not None
         dest = await self.engine.trunks.address(trunk)
+        if call.state is CallState.ENDED:  # cancelled while the trunk was looked up
+            return
         if dest is None:
             self.unavailable(call, "trunk unreachable", 503)
             return

@@ -87,7 +87,6 @@ class Engine:
         self.router = Router(directory, self.calls.is_busy)
         self.trunks = TrunkManager(self)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._cancelled_early: set[Any] = set()
         self._reload: asyncio.TimerHandle | None = None
         self.running = False
 
@@ -219,8 +218,10 @@ class Engine:
     def _cancel(self, cancel: Request, key: Any) -> None:
         invite_key = self.stack.layer.find_invite_for_cancel(cancel)
         self.stack.send_response(make_response(cancel, 200))
-        if invite_key is not None and not self.calls.cancel(invite_key):
-            self._cancelled_early.add(invite_key)  # still being routed: it ends when it looks
+        if invite_key is None or self.calls.cancel(invite_key):
+            return
+        if invite_key in self.calls.routing:  # still being authenticated or routed
+            self.calls.early_cancels.add(invite_key)
 
     async def _register(self, request: Request, source: Addr, transport: str) -> None:
         now = self.stack.now()
@@ -243,6 +244,14 @@ class Engine:
         )
 
     async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
+        self.calls.routing.add(key)
+        try:
+            await self._route_invite(invite, source, transport, key)
+        finally:
+            self.calls.routing.discard(key)
+            self.calls.early_cancels.discard(key)
+
+    async def _route_invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
         uri = invite.request_uri
         dialled = uri.user if isinstance(uri, SipUri) and uri.user else ""
         carrier = self.trunks.carrier(source)
@@ -297,8 +306,7 @@ class Engine:
         reject(self.stack, invite, 404, "No such company number")
 
     def _cancelled(self, invite: Request, key: Any) -> bool:
-        if key in self._cancelled_early:
-            self._cancelled_early.discard(key)
+        if key in self.calls.early_cancels:
             reject(self.stack, invite, 487)
             return True
         return False

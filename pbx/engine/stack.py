@@ -38,7 +38,7 @@ class SipStack:
 
     def __init__(self, advertise: str, timers: tx.TimerConfig | None = None) -> None:
         self.advertise = advertise
-        self.transports = SipTransports(self._on_bytes)
+        self.transports = SipTransports(self._on_bytes, self._tcp_closed)
         self.layer = tx.TransactionLayer(timers or tx.TimerConfig())
         self.user: TransactionUser | None = None
         self._callbacks: dict[Any, ResponseCallback] = {}
@@ -130,6 +130,9 @@ class SipStack:
         if transport == "tcp":
             self._tcp_peers.add(dest)
         self._process(self.layer.send_ack(ack, dest, self.now()))
+
+    def _tcp_closed(self, peer: Addr) -> None:
+        self._tcp_peers.discard(peer)
 
     def _transport_for(self, addr: Addr) -> str:
         return "tcp" if addr in self._tcp_peers else "udp"

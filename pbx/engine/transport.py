@@ -26,8 +26,11 @@ UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, on_message: OnMessage) -> None:
+    def __init__(
+        self, on_message: OnMessage, on_closed: Callable[[Addr], None] | None = None
+    ) -> None:
         self.on_message = on_message
+        self.on_closed = on_closed  # a TCP connection went away
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,6 +79,8 @@ class _TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer and self.owner._tcp.get(self.peer) is self:
             del self.owner._tcp[self.peer]
+            if self.owner.on_closed is not None:
+                self.owner.on_closed(self.peer)
 
     def write(self, data: bytes) -> None:
         if self.transport and not self.transport.is_closing():
@@ -85,8 +90,11 @@ class _TcpConnection(asyncio.Protocol):
 class SipTransports:
     """The SIP listeners of one engine: UDP and TCP on the same address and port."""
 
-    def __init__(self, on_message: OnMessage) -> None:
+    def __init__(
+        self, on_message: OnMessage, on_closed: Callable[[Addr], None] | None = None
+    ) -> None:
         self.on_message = on_message
+        self.on_closed = on_closed  # a TCP connection went away
         self._udp: _UdpProtocol | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tcp: dict[Addr, _TcpConnection] = {}

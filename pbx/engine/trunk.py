@@ -36,11 +36,14 @@ class TrunkRegistration:
         self.state = "unregistered"
         self._timer: asyncio.TimerHandle | None = None
         self._auth_tries = 0
+        self._stopped = False
 
     def start(self) -> None:
         self._send(None)
 
     def stop(self) -> None:
+        """Stop refreshing; a REGISTER already on its way is left to fail or succeed alone."""
+        self._stopped = True
         if self._timer:
             self._timer.cancel()
 
@@ -71,6 +74,8 @@ class TrunkRegistration:
         self.engine.stack.send_request(request, self.dest, trunk.transport, self._on_response)
 
     def _on_response(self, response: Response | None) -> None:
+        if self._stopped:
+            return  # the trunk changed or was removed meanwhile: its new registration takes over
         if response is None:
             self._retry("no answer")
             return

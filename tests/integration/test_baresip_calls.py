@@ -173,3 +173,26 @@ def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(
     caller.hangup()
     callee.wait_closed()
     _assert_tone(_heard(callee, 1.5), 440)
+
+
+def test_a_blind_transfer_to_nobody_fails_cleanly(pbx: Pbx, phones: dict[str, Baresip]) -> None:
+    """The transferring phone hears why (NOTIFY 404); nobody is left in a silent call."""
+    caller, operator = phones["201"], phones["202"]
+    caller.dial(f"sip:202@{pbx.address}")
+    operator.wait_established()
+    caller.wait_established()
+    time.sleep(0.5)
+    operator.transfer(f"sip:299@{pbx.address}")  # no such extension
+    failed = operator.wait_event("TRANSFER_FAILED")
+    assert "404" in str(failed.get("param"))
+    # baresip 1.0 hangs up after a failed transfer; the caller then gets a BYE, not silence.
+    caller.wait_closed()
+
+    async def leftovers() -> tuple[int, int, int]:
+        return len(pbx.engine.calls.calls), pbx.engine.media.in_use, len(pbx.engine.calls.dialogs)
+
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and pbx.run(leftovers()) != (0, 0, 0):
+        time.sleep(0.1)
+    assert pbx.run(leftovers()) == (0, 0, 0)
+    assert {r["disposition"] for r in pbx.recorder.records.values()} == {"answered", "failed"}

@@ -122,3 +122,21 @@ def test_a_phone_on_tcp_registers_and_calls_a_phone_on_udp(pbx: Pbx) -> None:
         assert result.ok, result.explain()
         assert "SIP/2.0/TCP" in result.messages
         assert callee.wait(10).ok
+
+
+def test_a_phone_that_answers_as_the_caller_gives_up_is_acked_and_hung_up(pbx: Pbx) -> None:
+    with sipp_uas("uas_answer_crossing_cancel") as callee:
+        pbx.bind("202", callee.address)
+        result = run_sipp(
+            "uac_cancel",
+            pbx.address,
+            keys={"service": "202", "user": "201"},
+            auth=("201", pbx.secrets["201"]),
+            duration_ms=500,
+        )
+        assert result.ok, result.explain()
+        answered = callee.wait(10)
+        assert answered.ok, (
+            "no ACK and BYE for the 200 that crossed the CANCEL\n" + answered.explain()
+        )
+    assert _only_record(pbx)["disposition"] == "cancelled"
