@@ -60,6 +60,35 @@ def add_extension(
 
 
 @transaction.atomic
+def change_extension(
+    company: Company, number: str, changes: dict[str, object], *, site_name: str | None = None
+) -> Extension:
+    """Change some fields of an extension; validate all, save all or nothing."""
+    try:
+        extension = Extension.objects.select_for_update().get(company=company, number=number)
+    except Extension.DoesNotExist:
+        raise ValidationError(f"Extension {number} does not exist.") from None
+    for field, value in changes.items():
+        setattr(extension, field, value)
+    if site_name is not None:
+        extension.site = (
+            Site.objects.get_or_create(company=company, name=site_name)[0] if site_name else None
+        )
+    extension.full_clean()
+    extension.save()
+    return extension
+
+
+@transaction.atomic
+def rotate_secrets(company: Company, number: str) -> list[tuple[Device, str]]:
+    """Give every device of an extension a new random secret; return them (shown once)."""
+    devices = list(Device.objects.filter(extension__company=company, extension__number=number))
+    if not devices:
+        raise ValidationError(f"Extension {number} does not exist or has no device.")
+    return [(device, device.rotate_secret()) for device in devices]
+
+
+@transaction.atomic
 def remove_extension(company: Company, number: str) -> None:
     """Delete an extension and its devices; its phones are refused from the next request."""
     deleted, _ = Extension.objects.filter(company=company, number=number).delete()

@@ -150,3 +150,37 @@ def test_phones_stay_reachable_across_an_engine_restart() -> None:
     finally:
         thread.run(second.stop())
         thread.close()
+
+
+def test_do_not_disturb_set_by_the_cli_counts_from_the_next_call(
+    orm_engine: tuple[Engine, EngineThread],
+) -> None:
+    engine, thread = orm_engine
+    call_command(
+        "extension", "add", "201", "--name", "Mario Rossi", "--secret", "secret-201-abcdefgh"
+    )
+    call_command(
+        "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
+    )
+    target = f"127.0.0.1:{engine.sip_port}"
+    caller = {"keys": {"service": "202", "user": "201"}, "auth": ("201", "secret-201-abcdefgh")}
+    with sipp_uas("uas_answer", calls=2) as phone:
+
+        async def bind() -> None:
+            from pbx.sip.uri import SipUri
+
+            engine.registrar.bind(
+                "202",
+                SipUri.parse(f"sip:202@{phone.address}"),
+                ("127.0.0.1", phone.port),
+                "udp",
+                engine.stack.now(),
+            )
+
+        thread.run(bind())
+        assert run_sipp("uac_call", target, duration_ms=200, **caller).ok
+        call_command("extension", "set", "202", "--dnd", "on")
+        refused = run_sipp("uac_expect_480", target, **caller)
+        assert refused.ok, refused.explain()
+        call_command("extension", "set", "202", "--dnd", "off")
+        assert run_sipp("uac_call", target, duration_ms=200, **caller).ok

@@ -1,4 +1,4 @@
-"""`manage.py extension add|list|remove`: provisioning from a shell."""
+"""`manage.py extension add|list|set|secret|remove`: provisioning from a shell."""
 
 from __future__ import annotations
 
@@ -98,3 +98,48 @@ def test_removing_an_unknown_extension_is_an_error(company: Company) -> None:
 def test_an_unknown_company_is_an_error(company: Company) -> None:
     with pytest.raises(CommandError, match="No company named"):
         run("--company", "Nope", "list")
+
+
+def test_set_changes_only_what_it_is_given(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi", "--site", "Milano")
+
+    output = run("set", "201", "--dnd", "on", "--forward-busy", "202", "--ring-mode", "in_order")
+
+    assert "201" in output
+    ext = Extension.objects.get(number="201")
+    assert ext.do_not_disturb and ext.forward_busy == "202" and ext.ring_mode == "in_order"
+    assert ext.display_name == "Mario Rossi" and ext.site.name == "Milano"
+    run("set", "201", "--dnd", "off", "--forward-busy", "", "--site", "")
+    ext.refresh_from_db()
+    assert not ext.do_not_disturb and ext.forward_busy == "" and ext.site is None
+
+
+def test_set_with_a_bad_value_changes_nothing(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi")
+
+    with pytest.raises(CommandError, match="forward_always"):
+        run("set", "201", "--name", "Someone Else", "--forward-always", "abc", "--site", "Nuova")
+
+    ext = Extension.objects.get(number="201")
+    assert ext.display_name == "Mario Rossi" and ext.forward_always == "" and ext.site is None
+    assert not company.sites.filter(name="Nuova").exists()
+
+
+def test_set_without_options_or_for_an_unknown_extension_is_an_error(company: Company) -> None:
+    run("add", "201", "--name", "Mario Rossi")
+    with pytest.raises(CommandError, match="Nothing to change"):
+        run("set", "201")
+    with pytest.raises(CommandError, match="999"):
+        run("set", "999", "--dnd", "on")
+
+
+def test_secret_gives_every_device_a_new_secret_shown_once(company: Company) -> None:
+    old = secret_in(run("add", "201", "--name", "Mario Rossi"))
+
+    output = run("secret", "201")
+
+    new = re.search(r"new secret: (\S+)", output).group(1)  # type: ignore[union-attr]
+    device = Device.objects.get(username="201")
+    assert new != old and len(new) >= 16
+    assert device.ha1_md5 == ha1("201", device.realm, new, "MD5")
+    assert device.ha1_md5 != ha1("201", device.realm, old, "MD5")

@@ -1,4 +1,4 @@
-"""`manage.py extension add|list|remove`: provisioning from a shell."""
+"""`manage.py extension add|list|set|secret|remove`: provisioning from a shell."""
 
 from __future__ import annotations
 
@@ -7,12 +7,30 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from pbx.actions import add_extension, default_company, remove_extension
-from pbx.models import Company, Extension
+from pbx.actions import (
+    add_extension,
+    change_extension,
+    default_company,
+    remove_extension,
+    rotate_secrets,
+)
+from pbx.models import Company, Extension, RingMode
+
+# Options of `set` and the Extension fields they change.
+_SETTABLE = {
+    "name": "display_name",
+    "email": "email",
+    "mobile": "mobile",
+    "forward_always": "forward_always",
+    "forward_busy": "forward_busy",
+    "forward_no_answer": "forward_no_answer",
+    "no_answer_timeout": "no_answer_timeout",
+    "ring_mode": "ring_mode",
+}
 
 
 class Command(BaseCommand):
-    help = "Add, list or remove extensions and their SIP credentials."
+    help = "Add, list, change or remove extensions and their SIP credentials."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--company", help="Company name (default: the only one).")
@@ -25,6 +43,19 @@ class Command(BaseCommand):
         add.add_argument("--username", help="SIP username (default: the number).")
         add.add_argument("--email", default="")
         sub.add_parser("list", help="List extensions and their SIP usernames.")
+        change = sub.add_parser("set", help="Change an extension (only the options given).")
+        change.add_argument("number")
+        change.add_argument("--name")
+        change.add_argument("--site", help="Site name (created if missing; '' for none).")
+        change.add_argument("--email")
+        change.add_argument("--mobile")
+        change.add_argument("--dnd", choices=("on", "off"), help="Do not disturb.")
+        for kind in ("always", "busy", "no-answer"):
+            change.add_argument(f"--forward-{kind}", metavar="NUMBER", help="'' to clear.")
+        change.add_argument("--no-answer-timeout", type=int, metavar="SECONDS")
+        change.add_argument("--ring-mode", choices=[m.value for m in RingMode])
+        secret = sub.add_parser("secret", help="Give the extension's devices new secrets.")
+        secret.add_argument("number")
         remove = sub.add_parser("remove", help="Delete an extension and its devices.")
         remove.add_argument("number")
 
@@ -70,6 +101,23 @@ class Command(BaseCommand):
             users = ", ".join(d.username for d in ext.devices.all()) or "-"
             site = ext.site.name if ext.site else "-"
             self.stdout.write(f"{ext.number:<7} {ext.display_name:<30} {site:<15} {users}")
+
+    def _set(self, company: Company, options: dict[str, Any]) -> None:
+        changes = {
+            field: options[option]
+            for option, field in _SETTABLE.items()
+            if options.get(option) is not None
+        }
+        if options.get("dnd") is not None:
+            changes["do_not_disturb"] = options["dnd"] == "on"
+        if not changes and options.get("site") is None:
+            raise CommandError("Nothing to change: give at least one option (see --help).")
+        extension = change_extension(company, options["number"], changes, site_name=options["site"])
+        self.stdout.write(f"Extension {extension.number} ({extension.display_name}) changed.")
+
+    def _secret(self, company: Company, options: dict[str, Any]) -> None:
+        for device, secret in rotate_secrets(company, options["number"]):
+            self.stdout.write(f"SIP username: {device.username}  new secret: {secret}")
 
     def _remove(self, company: Company, options: dict[str, Any]) -> None:
         remove_extension(company, options["number"])
