@@ -371,3 +371,44 @@ def test_the_telephony_worker_stops_the_engine_on_sigterm(
 
     assert code == 0, telephony_worker.log.read_text()
     assert sip_options(telephony_worker.sip_port, timeout=0.3) is None
+
+
+def test_the_procfile_starts_every_process_and_stops_on_sigterm(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """`honcho start`: the web on Daphne without an engine, the telephony worker, jobs, beat."""
+    honcho = Path(sys.executable).with_name("honcho")
+    if not honcho.exists():
+        skip_loudly("honcho is not installed (requirements-dev.txt): Procfile not started")
+    env = base_env(tmp_path)
+    node = f"proc{uuid.uuid4().hex[:8]}"
+    http_port = free_port_range(1)
+    env.update(
+        DATABASE_URL=postgres_url,
+        REDIS_URL=redis_url,
+        CENTRALINO_NODE=node,
+        CENTRALINO_HTTP_PORT=str(http_port),
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+    )
+    manage(env, "migrate", "--noinput")
+    log = tmp_path / "honcho.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(honcho), "start"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        sip_port = int(env["CENTRALINO_SIP_PORT"])
+        wait_until(lambda: sip_options(sip_port) is not None, process, log, "telephony (SIP)")
+        wait_until(lambda: http_get(http_port, "/healthz")[0] == 200, process, log, "web")
+        started = log.read_text()
+        for name in ("web", "telephony", "worker", "beat"):
+            assert f"{name}.1 started" in started, started
+    finally:
+        returncode = stop(process, signal.SIGTERM, timeout=30)
+    assert returncode is not None, f"honcho did not stop:\n{log.read_text()}"
+    assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.5) is None
