@@ -105,7 +105,8 @@ class Command(BaseCommand):
             worker.attach(engine, loop)
             bind = settings.CENTRALINO_BIND
             host = f"[{bind}]" if ":" in bind else bind
-            self.stdout.write(f"SIP udp+tcp {host}:{engine.sip_port}")
+            kind = type(loop).__module__.split(".")[0]  # "uvloop" or "asyncio"
+            self.stdout.write(f"SIP udp+tcp {host}:{engine.sip_port} ({kind} loop)")
             self.stdout.flush()
 
         return defer.Deferred.fromFuture(loop.create_task(start()))
