@@ -175,6 +175,8 @@ CENTRALINO_DIGEST_ALGORITHMS = tuple(
     for a in os.getenv("CENTRALINO_DIGEST_ALGORITHMS", "MD5").split(",")
     if a.strip()
 )
+# Seconds without RTP from a phone that is not on hold before its call is hung up (0: never).
+CENTRALINO_MEDIA_TIMEOUT = envfloat("CENTRALINO_MEDIA_TIMEOUT", "60")
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 
 LOGGING = {

@@ -28,6 +28,7 @@ def engine_config(**overrides: Any) -> EngineConfig:
         auth_block_seconds=settings.CENTRALINO_AUTH_BLOCK_SECONDS,
         digest_algorithms=settings.CENTRALINO_DIGEST_ALGORITHMS,
         moh_path=settings.CENTRALINO_MOH,
+        media_timeout=settings.CENTRALINO_MEDIA_TIMEOUT,
     )
     values.update(overrides)
     return EngineConfig(**values)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pbx.engine.auth import Authenticator, FailureTracker
+from pbx.engine.call import CallState
 from pbx.engine.calls import CallManager
 from pbx.engine.directory import Directory
 from pbx.engine.features import Features
@@ -21,6 +22,7 @@ from pbx.engine.registrar import BindingStore, Registrar
 from pbx.engine.routing import Party, Router
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
+from pbx.engine.watchdog import MediaWatchdog
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.uri import SipUri
 
@@ -51,6 +53,8 @@ class EngineConfig:
     # Move what start-up built (Django, numpy, the code) out of the collector's sight, so that
     # its full collections scan only live call state: their pauses were the post-dial delay tail.
     freeze_gc: bool = True
+    # Seconds without RTP from a phone (not on hold) before its call is hung up; 0: never.
+    media_timeout: float = 60
 
 
 class Engine:
@@ -88,6 +92,8 @@ class Engine:
         self.trunks = TrunkManager(self)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reload: asyncio.TimerHandle | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self.watchdog = MediaWatchdog(config.media_timeout)
         self.running = False
 
     @property
@@ -105,6 +111,8 @@ class Engine:
         self.running = True
         await self.trunks.load()
         self._schedule_reload()
+        if self.config.media_timeout > 0:
+            self._schedule_watch()
         if self.config.freeze_gc:
             gc.collect()
             gc.freeze()
@@ -123,12 +131,34 @@ class Engine:
 
         self._reload = asyncio.get_running_loop().call_later(TRUNK_RELOAD_SECONDS, reload)
 
+    def _schedule_watch(self) -> None:
+        period = max(0.5, self.config.media_timeout / 4)
+        self._watch = asyncio.get_running_loop().call_later(period, self._watch_media)
+
+    def _watch_media(self) -> None:
+        """Hang up the calls a phone left without a word (see watchdog.py)."""
+        answered = [c for c in self.calls.calls.values() if c.state is CallState.ANSWERED]
+        legs = [leg for call in answered for leg in (call.a, call.b) if leg is not None]
+        for leg in self.watchdog.silent(legs, self.stack.now()):
+            call = self.calls.call_of(leg)
+            if call is not None and call.state is CallState.ANSWERED:
+                log.info(
+                    "call %s: no media from %s for %ss, hanging up",
+                    call.id[:8],
+                    leg.label,
+                    self.config.media_timeout,
+                )
+                self.calls.hangup_call(call, "media timeout")
+        self._schedule_watch()
+
     async def stop(self) -> None:
         if not self.running:
             return
         self.running = False
         if self._reload:
             self._reload.cancel()
+        if self._watch:
+            self._watch.cancel()
         self.trunks.stop()
         for call in list(self.calls.calls.values()):
             self.calls.hangup_call(call, "shutdown")

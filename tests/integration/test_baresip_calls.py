@@ -196,3 +196,34 @@ def test_a_blind_transfer_to_nobody_fails_cleanly(pbx: Pbx, phones: dict[str, Ba
         time.sleep(0.1)
     assert pbx.run(leftovers()) == (0, 0, 0)
     assert {r["disposition"] for r in pbx.recorder.records.values()} == {"answered", "failed"}
+
+
+def test_a_phone_that_vanishes_mid_call_is_hung_up_after_the_media_timeout() -> None:
+    import os
+    import signal
+
+    from tests.integration.engine_fixture import start_pbx, stop_pbx
+
+    server = start_pbx(media_timeout=2)
+    try:
+        for number in ("201", "202"):
+            server.add_extension(number)
+        with (
+            Baresip("201", password=server.secrets["201"], registrar=server.address) as caller,
+            Baresip("202", password=server.secrets["202"], registrar=server.address) as callee,
+        ):
+            caller.wait_registered()
+            callee.wait_registered()
+            caller.dial(f"sip:202@{server.address}")
+            callee.wait_established()
+            caller.wait_established()
+            time.sleep(0.5)
+            os.kill(caller._proc.pid, signal.SIGSTOP)  # power cut: no RTP, no BYE
+            try:
+                callee.wait_closed(timeout=8)
+            finally:
+                os.kill(caller._proc.pid, signal.SIGCONT)
+        record = next(iter(server.recorder.records.values()))
+        assert (record["disposition"], record["reason"]) == ("answered", "media timeout")
+    finally:
+        stop_pbx(server)
