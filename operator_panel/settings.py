@@ -8,6 +8,7 @@ to PostgreSQL and Redis (the distributed mode of the Procfile).
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -32,9 +33,28 @@ def _port_range(value: str) -> tuple[int, int]:
     return int(low), int(high or low)
 
 
-SECRET_KEY = os.getenv("SECRET_KEY", "centralino-insecure-development-key-change-me")
-DEBUG = envbool("DEBUG", "True")
-ALLOWED_HOSTS = os.getenv("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+# Media files (voicemail, announcements), the SQLite file of the embedded default, the demo
+# credentials and the install's secret key: readable by this user only.
+VAR_DIR = Path(os.getenv("CENTRALINO_VAR", BASE_DIR / "var"))
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _install_secret_key() -> str:
+    """A SECRET_KEY drawn once per install and kept in var/ (processes of one machine share it)."""
+    path = VAR_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        key = secrets.token_urlsafe(50)
+        out.write(key)
+    return key
+
+
+SECRET_KEY = os.getenv("SECRET_KEY") or _install_secret_key()
+# Off unless asked for: a PBX on a LAN must not show Django's debug pages (they list settings).
+DEBUG = envbool("DEBUG", "False")
 CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -87,9 +107,6 @@ TEMPLATES = [
 WSGI_APPLICATION = "operator_panel.wsgi.application"
 ASGI_APPLICATION = "operator_panel.asgi.application"
 
-# Media files (voicemail, announcements) and the SQLite file of the embedded default.
-VAR_DIR = Path(os.getenv("CENTRALINO_VAR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASES = {
     "default": dj_database_url.config(
@@ -117,9 +134,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# In development WhiteNoise serves straight from the apps' static folders (no collectstatic).
-WHITENOISE_USE_FINDERS = DEBUG
+STATIC_ROOT = Path(os.getenv("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; WhiteNoise expects it
+# WhiteNoise serves straight from the apps' static folders: the embedded default works without
+# collectstatic (which `make run` runs anyway, for STATIC_ROOT).
+WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
@@ -160,6 +179,24 @@ CENTRALINO_RTP_PORTS = _port_range(os.getenv("CENTRALINO_RTP_PORTS", "20000-2099
 # "embedded": the engine runs inside the web process; "off": it runs elsewhere (telephony worker).
 CENTRALINO_ENGINE = os.getenv("CENTRALINO_ENGINE", "embedded" if not REDIS_URL else "off")
 CENTRALINO_NODE = os.getenv("CENTRALINO_NODE", "node1")
+
+
+def _allowed_hosts() -> list[str]:
+    """The names the web answers to: loopback, and the address it listens on or advertises.
+
+    Listening on every interface (0.0.0.0) means "any address of this machine": then any Host.
+    """
+    if os.getenv("ALLOWED_HOSTS"):
+        return os.environ["ALLOWED_HOSTS"].split(",")
+    if CENTRALINO_BIND in ("0.0.0.0", "::"):
+        return ["*"]
+    hosts = ["127.0.0.1", "localhost", "[::1]", "testserver", CENTRALINO_BIND]
+    if CENTRALINO_ADVERTISE:
+        hosts.append(CENTRALINO_ADVERTISE)
+    return hosts
+
+
+ALLOWED_HOSTS = _allowed_hosts()
 CENTRALINO_REALM = os.getenv("CENTRALINO_REALM", "centralino")
 CENTRALINO_NONCE_LIFETIME = envint("CENTRALINO_NONCE_LIFETIME", "300")
 CENTRALINO_REGISTER_MIN_EXPIRES = envint("CENTRALINO_REGISTER_MIN_EXPIRES", "60")

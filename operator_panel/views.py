@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -14,8 +15,33 @@ from pbx import worker
 ENGINE_QUERY_TIMEOUT = 2.0
 
 
+STATUS_CACHE_SECONDS = 5
+PUBLIC_FIELDS = ("mode", "node", "running", "sip_port")  # what anonymous visitors may see
+
+
 def engine_state() -> dict[str, Any]:
-    """How the telephony engine is doing, from wherever it runs: this process or a worker."""
+    """How the telephony engine is doing, asked at most once every few seconds.
+
+    In the distributed mode each question is a task on the telephony worker, which runs one
+    task at a time: a stream of page hits must not push real call control past its expiry.
+    """
+    if worker.attached() is not None:
+        return _ask_engine()  # in this process: cheap, and always current
+    state = cache.get("centralino:engine-state")
+    if state is None:
+        state = _ask_engine()
+        cache.set("centralino:engine-state", state, STATUS_CACHE_SECONDS)
+    return state
+
+
+def _visible(state: dict[str, Any], request: HttpRequest) -> dict[str, Any]:
+    """All of it for staff; for anyone else whether it runs, not its trunks or devices."""
+    if request.user.is_authenticated and request.user.is_staff:
+        return state
+    return {key: state[key] for key in PUBLIC_FIELDS if key in state}
+
+
+def _ask_engine() -> dict[str, Any]:
     current = worker.attached()
     if current is not None:
         try:
@@ -53,7 +79,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "home.html",
-        {"engine": engine_state(), "sip_bind": settings.CENTRALINO_BIND},
+        {"engine": _visible(engine_state(), request), "sip_bind": settings.CENTRALINO_BIND},
     )
 
 
@@ -63,6 +89,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "ok" if database else "error",
         "database": "ok" if database else "unreachable",
-        "engine": engine_state(),
+        "engine": _visible(engine_state(), request),
     }
     return JsonResponse(body, status=200 if database else 503)

@@ -108,7 +108,8 @@ class TrunkForm(forms.ModelForm):
     class Meta:
         model = Trunk
         fields = "__all__"
-        widgets = {"password": forms.PasswordInput(render_value=True)}
+        # The password is never sent back to the browser; left empty, the stored one stays.
+        widgets = {"password": forms.PasswordInput(render_value=False)}
 
 
 @admin.register(Trunk)
@@ -116,6 +117,11 @@ class TrunkAdmin(admin.ModelAdmin):
     form = TrunkForm
     list_display = ("name", "company", "host", "port", "transport", "register", "enabled")
     inlines = [DidInline]
+
+    def save_model(self, request: HttpRequest, obj: Trunk, form: Any, change: bool) -> None:
+        if change and not form.cleaned_data.get("password"):
+            obj.password = Trunk.objects.get(pk=obj.pk).password
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Did)

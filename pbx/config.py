@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from django.db import close_old_connections
+
 from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, TrunkInfo
 from pbx.models import ConfigStamp, Device, Did, Extension, Trunk
 
@@ -83,6 +85,9 @@ def load_snapshot(version: int) -> Snapshot:
 
 
 def _current(snapshot: Snapshot) -> Snapshot:
+    # This runs on asyncio's worker threads, which live as long as the engine: a connection
+    # the database dropped (a PostgreSQL restart) must be replaced, not reused forever.
+    close_old_connections()
     version = ConfigStamp.current()
     if version == snapshot.version:
         return snapshot

@@ -16,6 +16,7 @@ already holds other companies and no demo.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,10 @@ def load_credentials(path: Path | None = None) -> dict[str, Any]:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.chmod(0o600)
+    tmp.unlink(missing_ok=True)
+    # Created readable by this user only from the first byte: it holds passwords.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return data
 

@@ -186,7 +186,13 @@ def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
             telephony_queue(),
         )
     _host = EngineThread(build_engine)
-    engine = _host.start()
+    try:
+        engine = _host.start()
+    except Exception:
+        # Celery only logs what a signal handler raises and would serve on with no engine;
+        # exiting lets the supervisor (systemd, honcho) see the failure and restart us.
+        log.exception("The telephony engine did not start: the worker stops")
+        raise SystemExit(1) from None
     log.info(
         "Telephony engine of node %s: SIP udp+tcp %s:%s",
         settings.CENTRALINO_NODE,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 log = logging.getLogger(__name__)
+
+RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # about 19 s in all before a write is given up
 
 
 class BackgroundWriter:
@@ -20,12 +23,23 @@ class BackgroundWriter:
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         def run() -> Any:
-            close_old_connections()
-            try:
-                return fn(*args, **kwargs)
-            except Exception:
-                log.exception("background database write failed")
-                return None
+            for pause in (*RETRY_PAUSES, None):
+                close_old_connections()
+                try:
+                    return fn(*args, **kwargs)
+                except (OperationalError, InterfaceError) as error:
+                    # The database restarting, or SQLite locked for long: wait and try again
+                    # rather than lose a call record.
+                    if pause is None:
+                        log.exception("background database write failed for good")
+                        return None
+                    log.warning("database write failed (%s): retrying in %ss", error, pause)
+                    connection.close()
+                    time.sleep(pause)
+                except Exception:
+                    log.exception("background database write failed")
+                    return None
+            return None
 
         return self._pool.submit(run)
 

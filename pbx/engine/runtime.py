@@ -101,10 +101,12 @@ class Engine:
         return self.stack.port
 
     async def start(self) -> None:
+        # Bind first: the SIP port is this node's lock. A second instance of the same node must
+        # fail here, before it closes the live calls of the first one as "interrupted".
+        await self.stack.start(self.config.bind, self.config.sip_port)
         recover = getattr(self.recorder, "recover", None)
         if recover is not None:  # close the call records a crash left open
             await recover()
-        await self.stack.start(self.config.bind, self.config.sip_port)
         restored = await self.registrar.restore(self.stack.now())
         if restored:
             log.info("engine %s: %d registrations restored", self.config.node, restored)
@@ -166,6 +168,10 @@ class Engine:
         for task in list(self._tasks):
             task.cancel()
         await self.stack.close()
+        for writer in (self.recorder, self.registrar.store):  # the last records reach the disk
+            flush = getattr(writer, "flush", None)
+            if flush is not None:
+                await asyncio.to_thread(flush)
 
     def status(self) -> dict[str, Any]:
         return {
