@@ -412,3 +412,38 @@ def test_the_procfile_starts_every_process_and_stops_on_sigterm(
         returncode = stop(process, signal.SIGTERM, timeout=30)
     assert returncode is not None, f"honcho did not stop:\n{log.read_text()}"
     assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.5) is None
+
+
+def test_a_telephony_worker_whose_engine_cannot_start_exits(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Its supervisor must see the failure, not a worker serving with no engine."""
+    import socket
+
+    env = base_env(tmp_path)
+    env.update(DATABASE_URL=postgres_url, REDIS_URL=redis_url, CENTRALINO_NODE="taken")
+    manage(env, "migrate", "--noinput")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind((HOST, int(env["CENTRALINO_SIP_PORT"])))
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "operator_panel",
+                "worker",
+                "-Q",
+                "telephony.taken",
+                "--pool",
+                "solo",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+    assert process.returncode != 0
+    assert b"did not start" in process.stderr + process.stdout
