@@ -45,6 +45,10 @@ class FailureTracker:
         return True
 
     def failed(self, ip: str, now: float) -> None:
+        if len(self._failures) > 10_000:
+            # Many sources, each failing a little (spoofed addresses): forget the stale ones.
+            cutoff = now - self.window
+            self._failures = {k: v for k, v in self._failures.items() if v and v[-1] >= cutoff}
         times = self._failures.setdefault(ip, deque())
         times.append(now)
         while times and times[0] < now - self.window:

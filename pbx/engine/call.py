@@ -59,6 +59,7 @@ class Call:
     route: Route | None = None
     b_media: MediaEndpoint | None = None  # shared by the forks until one answers
     advance: Callable[[], None] | None = None  # ring-in-order: move on to the next device
+    advance_timer: asyncio.TimerHandle | None = None
 
     def move(self, new: CallState) -> None:
         if new not in _CALL_TRANSITIONS[self.state]:

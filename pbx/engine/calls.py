@@ -82,6 +82,10 @@ class CallManager(Ringing):
                 media.close()
                 reject(self.stack, invite, 488, "No common codec")
                 return
+            except sdp.SdpError as error:  # e.g. no c= line: nothing we could ever answer
+                media.close()
+                reject(self.stack, invite, 488, f"Unusable SDP: {error}")
+                return
         # Without an offer (late offer, RFC 3261 13.2.1) we offer in the 200 and the
         # caller answers in its ACK.
         leg = Leg(
@@ -195,6 +199,9 @@ class CallManager(Ringing):
             return
         if call.state is CallState.ENDED:
             return
+        if leg is call.a and call.state is not CallState.ANSWERED and call.on_answered is not None:
+            self.give_up(call, 487)  # the party being transferred hung up: the feature ends it
+            return
         if leg is call.a and call.state is not CallState.ANSWERED:
             self._stop_forks(call)
             self._close(call, "cancelled", reason)
@@ -222,6 +229,8 @@ class CallManager(Ringing):
         if call.no_answer:
             call.no_answer.cancel()
         call.advance = None
+        if call.advance_timer is not None:
+            call.advance_timer.cancel()
         for leg in [call.a, *call.forks]:
             if leg is keep:
                 if self.leg_call.get(id(leg)) is call:

@@ -100,6 +100,7 @@ class Features:
         call = self.calls.call_of(leg)
         other = call.other(leg) if call is not None else None
         if call is None or other is None:
+            leg.remote_hold = held  # alone for now (a transfer rings): remember it all the same
             return
         if held and not leg.remote_hold:
             leg.remote_hold = True
@@ -163,6 +164,11 @@ class Features:
             if answered is None:
                 status = new_call.best_failure or 480
                 self.calls.abandon(new_call, keep=transferee, reason="transfer failed")
+                if transferee.ended:  # it hung up while the target rang
+                    self.calls.forget_dialog(transferee)
+                    self._notify(referrer, "487 Request Terminated", final=True)
+                    self._hang_up_later(referrer)
+                    return
                 phrase = REASON_PHRASES.get(status, "Failed")
                 self._notify(referrer, f"{status} {phrase}", final=True)
                 if not referrer.ended:  # the referrer is still there: give its party back

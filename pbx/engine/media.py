@@ -89,6 +89,11 @@ class MediaEndpoint(asyncio.DatagramProtocol):
         return self._leg.ignored + self._early
 
     @property
+    def heard(self) -> int:
+        """Every packet from the phone itself: audio, comfort noise and RTCP (liveness)."""
+        return self._accepted - self._leg.ignored
+
+    @property
     def received(self) -> int:
         """RTP packets accepted from the party (RTCP and malformed packets excluded)."""
         leg = self._leg

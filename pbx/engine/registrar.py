@@ -181,7 +181,17 @@ class Registrar:
                     423, "Interval Too Brief", (("Min-Expires", str(self.min_expires)),)
                 )
             seconds = min(seconds, self.max_expires)
-            existing = next((b for b in updated if _same_contact(b.contact, addr.uri)), None)
+            existing = next(
+                (
+                    b
+                    for b in updated
+                    if _same_contact(b.contact, addr.uri)
+                    # Two phones behind two home routers may both say sip:201@192.168.1.10:5060:
+                    # the same phone is the one with the same Call-ID or the same source.
+                    and (b.call_id == call_id or b.source == source)
+                ),
+                None,
+            )
             if existing is not None:
                 if existing.call_id == call_id and existing.cseq >= cseq:
                     continue  # an old, reordered REGISTER (RFC 3261 10.3 step 7)

@@ -88,6 +88,7 @@ class Ringing:
 
         call.advance = advance
         timer = asyncio.get_running_loop().call_later(share, advance)
+        call.advance_timer = timer
 
     def _arm_no_answer(self, call: Call, route: Route) -> None:
         loop = asyncio.get_running_loop()
@@ -158,6 +159,7 @@ class Ringing:
             device=device,
             owns_media=False,
             extension=route.extension_key,
+            sdp_version=2,  # our INVITE's offer was version 1
         )
         call.forks.append(leg)
         self.leg_call[id(leg)] = call
@@ -175,6 +177,9 @@ class Ringing:
 
     def _stop_forks(self, call: Call, keep: Leg | None = None) -> None:
         call.advance = None
+        if call.advance_timer is not None:
+            call.advance_timer.cancel()
+            call.advance_timer = None
         for leg in call.forks:
             if leg is not keep and not leg.ended and leg.state is not LegState.ENDING:
                 leg.on_end = None
@@ -274,6 +279,9 @@ class Ringing:
         if call.no_answer:
             call.no_answer.cancel()
         self._stop_forks(call, keep=leg)
+        for other in call.forks:  # their 487s (or a late 200) find no call and are handled
+            if other is not leg:
+                self.leg_call.pop(id(other), None)
         call.forks = [leg]
         call.b = leg
         self.engine.recorder.answered(call.id, leg.device or leg.label)

@@ -144,6 +144,8 @@ class SipTransports:
         except OSError as error:
             log.warning("TCP connection to %s:%s failed: %s", addr[0], addr[1], error)
             self._connecting.pop(addr, None)
+            if self.on_closed is not None:
+                self.on_closed(addr)
             return
         for data in self._connecting.pop(addr, []):
             conn.write(data)

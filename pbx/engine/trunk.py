@@ -146,12 +146,30 @@ class TrunkManager:
         for trunk in trunks:
             try:
                 infos = await loop.getaddrinfo(trunk.host, trunk.port, type=socket.SOCK_DGRAM)
+                resolved = [info[4][0] for info in infos]
             except OSError as error:
-                log.warning("trunk %s: cannot resolve %s: %s", trunk.name, trunk.host, error)
-                continue
-            for info in infos:
-                by_source.setdefault((info[4][0], trunk.port), trunk)
-            addresses[trunk.id] = (infos[0][4][0], trunk.port)
+                # A passing DNS failure must not make the carrier a stranger: keep what the
+                # last lookup found, if the trunk's host and port did not change since.
+                previous = self._addresses.get(trunk.id)
+                old = next((t for t in self.trunks if t.id == trunk.id), None)
+                if (
+                    previous is None
+                    or old is None
+                    or (old.host, old.port) != (trunk.host, trunk.port)
+                ):
+                    log.warning("trunk %s: cannot resolve %s: %s", trunk.name, trunk.host, error)
+                    continue
+                log.warning(
+                    "trunk %s: cannot resolve %s (%s): keeping %s",
+                    trunk.name,
+                    trunk.host,
+                    error,
+                    previous[0],
+                )
+                resolved = [ip for (ip, port), t in self._by_source.items() if t.id == trunk.id]
+            for ip in resolved:
+                by_source.setdefault((ip, trunk.port), trunk)
+            addresses[trunk.id] = (resolved[0], trunk.port)
         self.trunks, self._by_source, self._addresses = trunks, by_source, addresses
         wanted = {t.id: t for t in trunks if t.register and t.id in addresses}
         for trunk_id in list(self.registrations):

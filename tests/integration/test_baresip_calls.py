@@ -227,3 +227,32 @@ def test_a_phone_that_vanishes_mid_call_is_hung_up_after_the_media_timeout() -> 
         assert (record["disposition"], record["reason"]) == ("answered", "media timeout")
     finally:
         stop_pbx(server)
+
+
+def test_a_caller_who_hangs_up_while_its_transfer_rings_leaves_nothing_behind(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
+    caller, operator = phones["201"], phones["202"]
+    with Baresip(
+        "204", password=pbx.secrets["204"], registrar=pbx.address, answermode="manual"
+    ) as target:
+        target.wait_registered()
+        caller.dial(f"sip:202@{pbx.address}")
+        operator.wait_established()
+        caller.wait_established()
+        operator.transfer(f"sip:204@{pbx.address}")
+        target.wait_incoming()
+        caller.hangup()  # bored of the music while the target rings
+        target.wait_closed()  # its ringing is cancelled
+        failed = operator.wait_event("TRANSFER_FAILED")  # the final NOTIFY says why
+        assert "487" in str(failed.get("param"))
+
+    # The transferring phone is not left alone in the call (it hangs up, or we do after 2 s).
+
+    async def leftovers() -> tuple[int, int, int]:
+        return len(pbx.engine.calls.calls), pbx.engine.media.in_use, len(pbx.engine.calls.dialogs)
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pbx.run(leftovers()) != (0, 0, 0):
+        time.sleep(0.1)
+    assert pbx.run(leftovers()) == (0, 0, 0)

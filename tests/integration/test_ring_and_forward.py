@@ -57,6 +57,11 @@ def test_ring_all_answers_on_one_device_and_cancels_the_other(server: Pbx) -> No
         assert desk.wait(10).ok, "the desk phone that kept ringing got no CANCEL"
     assert _last_record(server)["answered_by"] == "202-app"
 
+    async def leftovers() -> tuple[int, int]:
+        return len(server.engine.calls.leg_call), server.engine.media.in_use
+
+    assert server.run(leftovers()) == (0, 0)  # the cancelled device left nothing behind
+
 
 def test_ring_in_order_moves_to_the_next_device_when_the_first_does_not_answer(server: Pbx) -> None:
     server.add_extension(

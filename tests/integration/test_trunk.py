@@ -95,3 +95,33 @@ def test_a_trunk_with_the_wrong_password_is_reported_failed(pbx: Pbx) -> None:
         return pbx.engine.status()["trunks"]
 
     assert pbx.run(states()) == {"carrier": "failed"}
+
+
+def test_an_offer_without_a_connection_line_is_refused_and_holds_nothing(pbx: Pbx) -> None:
+    import socket
+
+    carrier_port = free_port_range(1)
+    pbx.add_trunk(carrier_port, dids={"0298765432": "202"})
+    invite = (
+        f"INVITE sip:0298765432@127.0.0.1:{pbx.port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{carrier_port};branch=z9hG4bKnoc1\r\n"
+        "From: <sip:3471234567@carrier>;tag=c1\r\nTo: <sip:0298765432@127.0.0.1>\r\n"
+        "Call-ID: no-c-line\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:3471234567@127.0.0.1:{carrier_port}>\r\n"
+        "Content-Type: application/sdp\r\nContent-Length: 65\r\n\r\n"
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as carrier:
+        carrier.bind(("127.0.0.1", carrier_port))
+        carrier.settimeout(3)
+        carrier.sendto(invite.encode(), ("127.0.0.1", pbx.port))
+        statuses = []
+        while not statuses or statuses[-1] < 200:
+            data, _ = carrier.recvfrom(65535)
+            statuses.append(int(data[8:11]))
+    assert statuses[-1] == 488
+
+    async def held() -> tuple[int, int]:
+        return pbx.engine.media.in_use, len(pbx.engine.calls.calls)
+
+    assert pbx.run(held()) == (0, 0)

@@ -131,3 +131,29 @@ async def test_a_new_registrar_takes_back_what_has_not_expired() -> None:
     [binding] = after.contacts("201", now=5)
     assert binding.expires_in(5) == 500 and binding.source == ("h", 1)
     assert after.contacts("202", now=5) == []
+
+
+def test_two_phones_behind_different_routers_with_the_same_contact_both_stay() -> None:
+    registrar = Registrar()
+    contact = ["<sip:201@192.168.1.10:5060>"]
+    registrar.register(
+        "201", _register(contact, call_id="home"), ("203.0.113.5", 5060), "udp", now=0
+    )
+    registrar.register(
+        "201", _register(contact, call_id="office"), ("198.51.100.7", 5060), "udp", now=1
+    )
+    sources = {b.source for b in registrar.contacts("201", now=2)}
+    assert sources == {("203.0.113.5", 5060), ("198.51.100.7", 5060)}
+
+
+def test_the_same_phone_refreshing_replaces_its_binding() -> None:
+    registrar = Registrar()
+    contact = ["<sip:201@192.168.1.10:5060>"]
+    registrar.register(
+        "201", _register(contact, call_id="home"), ("203.0.113.5", 5060), "udp", now=0
+    )
+    registrar.register(
+        "201", _register(contact, call_id="home", cseq=2), ("203.0.113.5", 5060), "udp", now=100
+    )
+    [binding] = registrar.contacts("201", now=101)
+    assert binding.cseq == 2
