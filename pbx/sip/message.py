@@ -8,15 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbx.sip.errors import SipParseError
-from pbx.sip.headers import (
-    CSeq,
-    Headers,
-    NameAddr,
-    Via,
-    header_key,
-    is_token,
-    split_list,
-)
+from pbx.sip.grammar import header_key, is_token, split_list
+from pbx.sip.headers import CSeq, Headers, NameAddr, Via
 from pbx.sip.uri import AbsoluteUri, SipUri, parse_uri
 
 MAX_MESSAGE_SIZE = 65535

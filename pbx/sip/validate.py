@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from contextlib import suppress
 
 from pbx.sip.errors import SipParseError
-from pbx.sip.headers import CSeq, NameAddr, Via, parse_params
+from pbx.sip.grammar import parse_params
+from pbx.sip.headers import CSeq, NameAddr, Via
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.uri import SipUri
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pbx.sip.errors import SipParseError
-from pbx.sip.headers import CSeq, Headers, NameAddr, Via, split_list
+from pbx.sip.grammar import split_list
+from pbx.sip.headers import CSeq, Headers, NameAddr, Via
 from pbx.sip.uri import AbsoluteUri, SipUri
 
 
