@@ -203,9 +203,6 @@ class Leg:
             self.move(LegState.ENDED)
         self._finish(reason)
 
-    def matches(self, request: Request) -> bool:
-        return self.dialog is not None and request.call_id == self.dialog.call_id
-
 
 def reject(stack: SipStack, invite: Request, status: int, reason: str | None = None) -> None:
     """Answer an INVITE that never became a leg."""

@@ -245,9 +245,6 @@ class Registrar:
             Binding(username, contact, source, transport, now + expires, "static", 0)
         )
 
-    def remove_user(self, username: str) -> None:
-        self._bindings.pop(username, None)
-
     def usernames(self) -> list[str]:
         return list(self._bindings)
 

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 Addr = tuple[str, int]
 OnMessage = Callable[[bytes, Addr, str], None]
 
-MAX_DATAGRAM = 65535
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
