@@ -312,6 +312,29 @@ class CallManager(Ringing):
         self._stop_forks(call)
         self._close(call, DISPOSITIONS.get(call.best_failure, "failed"), reason, keep=keep)
 
+    def unanswered_leg(self, call_id: str, remote_tag: str) -> Leg | None:
+        """The caller's leg of a call still ringing, by its dialog's Call-ID and From tag."""
+        return next(
+            (
+                leg
+                for leg in self.pending_invites.values()
+                if leg.invite.call_id == call_id
+                and (not remote_tag or leg.invite.from_addr.tag == remote_tag)
+            ),
+            None,
+        )
+
+    def take_over(self, call: Call, old: Leg, new: Leg) -> None:
+        """`new` becomes the caller of the ringing `call`; `old`'s INVITE ends with 487."""
+        self.pending_invites.pop(old.server_key, None)
+        self.leg_call.pop(id(old), None)
+        old.on_end = None
+        old.respond(487)
+        old.media.close()
+        call.a = new
+        self.leg_call[id(new)] = call
+        new.on_end = self._leg_ended
+
     def call_of(self, leg: Leg) -> Call | None:
         return self.leg_call.get(id(leg))
 

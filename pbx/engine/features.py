@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pbx.engine.call import Call, CallState
@@ -160,6 +161,15 @@ class Features:
             company_id=party.company_id,
         )
 
+        new.on_answered = self._outcome(call, referrer, transferee)
+        log.info("call %s: blind transfer of %s to %s", call.id[:8], transferee.label, number)
+        await self.calls.follow(new, await self.engine.router.route(party, number))
+
+    def _outcome(
+        self, call: Call, referrer: Leg, transferee: Leg
+    ) -> Callable[[Call, Leg | None], None]:
+        """What to do when the call ringing for `transferee` is answered, or is not."""
+
         def done(new_call: Call, answered: Leg | None) -> None:
             if answered is None:
                 status = new_call.best_failure or 480
@@ -183,9 +193,29 @@ class Features:
             self._notify(referrer, "200 OK", final=True)
             self._hang_up_later(referrer)
 
-        new.on_answered = done
-        log.info("call %s: blind transfer of %s to %s", call.id[:8], transferee.label, number)
-        await self.calls.follow(new, await self.engine.router.route(party, number))
+        return done
+
+    def _semi_attended(self, call: Call, referrer: Leg, consulting: Leg) -> None:
+        """Transfer to a consultation call that still rings: the transferee takes it over.
+
+        The referrer's own INVITE of that call gets 487; the target keeps ringing, now for the
+        transferee, and the outcome is reported as for a blind transfer.
+        """
+        consult = self.calls.call_of(consulting)
+        transferee = call.other(referrer)
+        if consult is None or transferee is None or consult.state is not CallState.RINGING:
+            self._notify(referrer, "481 Call/Transaction Does Not Exist", final=True)
+            return
+        self.calls.detach(call, transferee)
+        transferee.media.play(self.engine.media.moh)
+        self.calls.take_over(consult, consulting, transferee)
+        consult.on_answered = self._outcome(call, referrer, transferee)
+        log.info(
+            "call %s: semi-attended transfer of %s to %s, still ringing",
+            call.id[:8],
+            transferee.label,
+            consult.dialled,
+        )
 
     def _attended(self, call: Call, referrer: Leg, replaces: str) -> None:
         parts = [p.strip() for p in replaces.split(";")]
@@ -196,6 +226,11 @@ class Features:
             (call_id, from_tag, to_tag)
         )
         transferee = call.other(referrer)
+        if other_leg is None:
+            consulting = self.calls.unanswered_leg(call_id, from_tag)
+            if consulting is not None:  # the consultation call still rings
+                self._semi_attended(call, referrer, consulting)
+                return
         other_call = self.calls.call_of(other_leg) if other_leg else None
         if other_leg is None or other_call is None or transferee is None:
             self._notify(referrer, "481 Call/Transaction Does Not Exist", final=True)

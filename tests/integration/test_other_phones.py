@@ -114,3 +114,42 @@ def test_linphone_registers_with_a_sha256_challenge_offered_first() -> None:
             assert server.engine.auth.accepted["SHA-256"] >= 1, dict(server.engine.auth.accepted)
     finally:
         stop_pbx(server)
+
+
+@needs_linphone
+def test_a_transfer_to_a_consultation_call_that_still_rings_hands_the_ringing_over(
+    pbx: Pbx,
+) -> None:
+    """Semi-attended: the operator transfers before the target answers; the target keeps
+    ringing, now for the caller, and they talk when it answers."""
+    with (
+        Baresip("201", password=pbx.secrets["201"], registrar=pbx.address, tone_hz=440) as caller,
+        Baresip(
+            "203",
+            password=pbx.secrets["203"],
+            registrar=pbx.address,
+            tone_hz=1000,
+            answermode="manual",
+        ) as target,
+        Linphone("202", password=pbx.secrets["202"], registrar=pbx.address) as operator,
+    ):
+        for phone in (caller, target, operator):
+            phone.wait_registered()
+        caller.dial(f"sip:202@{pbx.address}")
+        operator.wait_in_call()
+        caller.wait_established()
+        operator.generic("pause")
+        time.sleep(1.0)
+        operator.dial(f"sip:203@{pbx.address}")
+        target.wait_incoming()
+        time.sleep(0.5)
+        ids = re.findall(r"^\s*(\d+)\s*\|", operator.calls(), re.MULTILINE)
+        operator.generic(f"transfer {ids[0]} --to-call {ids[1]}")
+        time.sleep(1.0)
+        target.answer()
+        target.wait_established()
+        time.sleep(2.5)
+        caller.hangup()
+        target.wait_closed()
+        assert_tone(caller.received_audio()[-12000:-4000], 1000)
+        assert_tone(target.received_audio()[-12000:-4000], 440)
