@@ -228,15 +228,19 @@ class InviteClientTransaction(Transaction):
         return []
 
 
+# The non-INVITE client and server transactions share their states (RFC 3261 17.1.2, 17.2.2).
+NON_INVITE_TRANSITIONS = {
+    S.TRYING: frozenset({S.PROCEEDING, S.COMPLETED, S.TERMINATED}),
+    S.PROCEEDING: frozenset({S.COMPLETED, S.TERMINATED}),
+    S.COMPLETED: frozenset({S.TERMINATED}),
+    S.TERMINATED: frozenset(),
+}
+
+
 class NonInviteClientTransaction(Transaction):
     """RFC 3261 17.1.2: Trying, Proceeding, Completed, Terminated."""
 
-    TRANSITIONS = {
-        S.TRYING: frozenset({S.PROCEEDING, S.COMPLETED, S.TERMINATED}),
-        S.PROCEEDING: frozenset({S.COMPLETED, S.TERMINATED}),
-        S.COMPLETED: frozenset({S.TERMINATED}),
-        S.TERMINATED: frozenset(),
-    }
+    TRANSITIONS = NON_INVITE_TRANSITIONS
     INITIAL = S.TRYING
 
     __slots__ = ("interval", "seen_provisional")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pbx.sip.message import Request, Response
 from pbx.sip.transaction_client import (
+    NON_INVITE_TRANSITIONS,
     AckMissing,
     Action,
     Addr,
@@ -154,12 +155,7 @@ class InviteServerTransaction(Transaction):
 class NonInviteServerTransaction(Transaction):
     """RFC 3261 17.2.2: Trying, Proceeding, Completed, Terminated."""
 
-    TRANSITIONS = {
-        S.TRYING: frozenset({S.PROCEEDING, S.COMPLETED, S.TERMINATED}),
-        S.PROCEEDING: frozenset({S.COMPLETED, S.TERMINATED}),
-        S.COMPLETED: frozenset({S.TERMINATED}),
-        S.TERMINATED: frozenset(),
-    }
+    TRANSITIONS = NON_INVITE_TRANSITIONS
     INITIAL = S.TRYING
 
     __slots__ = ("last",)
