@@ -20,6 +20,7 @@ from pbx.engine.records import MemoryRecorder
 from pbx.engine.runtime import Engine, EngineConfig
 from pbx.sip.digest import ha1
 from tests.integration.peers.ports import free_port_range
+from tests.integration.peers.sipp import SippResult, run_sipp
 
 REALM = "centralino"
 COMPANY = 1
@@ -97,6 +98,18 @@ class Pbx:
             )
 
         self.run(bind())
+
+    def dial(
+        self, number: str, scenario: str = "uac_call", *, caller: str = "201", **options: Any
+    ) -> SippResult:
+        """Run a SIPp caller scenario: `caller` (authenticated with its secret) dials `number`."""
+        return run_sipp(
+            scenario,
+            self.address,
+            keys={"service": number, "user": caller},
+            auth=(caller, self.secrets[caller]),
+            **options,
+        )
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return self.thread.run(coro, timeout)

@@ -116,16 +116,14 @@ def test_a_blind_transfer_from_the_phone_connects_the_other_party(
 def test_a_caller_without_an_offer_gets_ours_in_the_200_and_answers_in_the_ack(
     pbx: Pbx, phones: dict[str, Baresip]
 ) -> None:
-    from tests.integration.peers.sipp import run_sipp, sipp_binary
+    from tests.integration.peers.sipp import sipp_binary
 
     if sipp_binary() is None:
         pytest.skip("SIPp (sip-tester) is not installed")
     callee = phones["202"]
-    result = run_sipp(
+    result = pbx.dial(
+        "202",
         "uac_late_offer",
-        pbx.address,
-        keys={"service": "202", "user": "201"},
-        auth=("201", pbx.secrets["201"]),
         duration_ms=3000,
         play_audio=True,
     )

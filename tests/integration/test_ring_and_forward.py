@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from tests.integration.engine_fixture import Pbx, start_pbx, stop_pbx
-from tests.integration.peers.sipp import run_sipp, sipp_binary, sipp_uas
+from tests.integration.peers.sipp import SippResult, sipp_binary, sipp_uas
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,15 +26,8 @@ def server():
         stop_pbx(pbx)
 
 
-def _call(pbx: Pbx, number: str, scenario: str = "uac_call", **kwargs):  # type: ignore[no-untyped-def]
-    return run_sipp(
-        scenario,
-        pbx.address,
-        keys={"service": number, "user": "201"},
-        auth=("201", pbx.secrets["201"]),
-        duration_ms=300,
-        **kwargs,
-    )
+def _call(pbx: Pbx, number: str, scenario: str = "uac_call", **options: Any) -> SippResult:
+    return pbx.dial(number, scenario, duration_ms=300, **options)
 
 
 def _last_record(pbx: Pbx) -> dict[str, object]:

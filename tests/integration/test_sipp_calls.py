@@ -37,11 +37,8 @@ def _only_record(pbx: Pbx) -> dict[str, object]:
 def test_an_extension_calls_another_by_short_number(pbx: Pbx) -> None:
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp(
-            "uac_call",
-            pbx.address,
-            keys={"service": "202", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
+        result = pbx.dial(
+            "202",
             duration_ms=500,
         )
         assert result.ok, result.explain()
@@ -54,11 +51,9 @@ def test_an_extension_calls_another_by_short_number(pbx: Pbx) -> None:
 def test_a_caller_who_hangs_up_while_it_rings_cancels_the_callee(pbx: Pbx) -> None:
     with sipp_uas("uas_ring") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp(
+        result = pbx.dial(
+            "202",
             "uac_cancel",
-            pbx.address,
-            keys={"service": "202", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
             duration_ms=500,
         )
         assert result.ok, result.explain()
@@ -69,33 +64,18 @@ def test_a_caller_who_hangs_up_while_it_rings_cancels_the_callee(pbx: Pbx) -> No
 def test_a_busy_callee_gives_the_caller_486(pbx: Pbx) -> None:
     with sipp_uas("uas_busy") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp(
-            "uac_expect_486",
-            pbx.address,
-            keys={"service": "202", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
-        )
+        result = pbx.dial("202", "uac_expect_486")
         assert result.ok, result.explain()
     assert _only_record(pbx)["disposition"] == "busy"
 
 
 def test_an_unknown_number_gets_404(pbx: Pbx) -> None:
-    result = run_sipp(
-        "uac_expect_404",
-        pbx.address,
-        keys={"service": "299", "user": "201"},
-        auth=("201", pbx.secrets["201"]),
-    )
+    result = pbx.dial("299", "uac_expect_404")
     assert result.ok, result.explain()
 
 
 def test_an_extension_with_no_registered_phone_gets_480(pbx: Pbx) -> None:
-    result = run_sipp(
-        "uac_expect_480",
-        pbx.address,
-        keys={"service": "203", "user": "201"},
-        auth=("201", pbx.secrets["201"]),
-    )
+    result = pbx.dial("203", "uac_expect_480")
     assert result.ok, result.explain()
 
 
@@ -111,11 +91,8 @@ def test_a_phone_on_tcp_registers_and_calls_a_phone_on_udp(pbx: Pbx) -> None:
     assert pbx.registered("201")
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp(
-            "uac_call",
-            pbx.address,
-            keys={"service": "202", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
+        result = pbx.dial(
+            "202",
             duration_ms=300,
             extra_args=["-t", "t1"],
         )
@@ -127,11 +104,9 @@ def test_a_phone_on_tcp_registers_and_calls_a_phone_on_udp(pbx: Pbx) -> None:
 def test_a_phone_that_answers_as_the_caller_gives_up_is_acked_and_hung_up(pbx: Pbx) -> None:
     with sipp_uas("uas_answer_crossing_cancel") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp(
+        result = pbx.dial(
+            "202",
             "uac_cancel",
-            pbx.address,
-            keys={"service": "202", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
             duration_ms=500,
         )
         assert result.ok, result.explain()

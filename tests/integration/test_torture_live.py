@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.engine_fixture import Pbx
-from tests.integration.peers.sipp import run_sipp, sipp_binary, sipp_uas
+from tests.integration.peers.sipp import sipp_binary, sipp_uas
 from tests.unit.test_rfc4475 import EXPECTED
 
 pytestmark = [
@@ -54,11 +54,8 @@ def test_after_every_torture_message_a_normal_call_still_completes(pbx: Pbx) -> 
     assert not answers["bcast"]  # a response that is not ours: dropped
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = run_sipp(
-            "uac_call",
-            pbx.address,
-            keys={"service": "202", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
+        result = pbx.dial(
+            "202",
             duration_ms=300,
         )
         assert result.ok, result.explain()

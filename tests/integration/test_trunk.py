@@ -20,11 +20,8 @@ def test_a_zero_prefixed_call_leaves_through_the_trunk_with_the_zero_stripped(pb
     # The carrier challenges the INVITE (user alice, password secret), as real ones do.
     with sipp_uas("uas_auth_answer") as carrier:
         pbx.add_trunk(carrier.port, username="alice", password="secret", caller_id="0212345678")
-        result = run_sipp(
-            "uac_call",
-            pbx.address,
-            keys={"service": "0612345678", "user": "201"},
-            auth=("201", pbx.secrets["201"]),
+        result = pbx.dial(
+            "0612345678",
             duration_ms=300,
         )
         assert result.ok, result.explain()
