@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ class Binding:
 
     username: str
     contact: SipUri
-    source: Addr  # where we send requests: works through NAT, where the Contact might not
+    source: Addr  # where its REGISTER came from: reachable through NAT (see destination)
     transport: str
     expires_at: float
     call_id: str
@@ -30,6 +31,29 @@ class Binding:
 
     def expires_in(self, now: float) -> int:
         return max(0, int(self.expires_at - now))
+
+    def destination(self, connected: Callable[[Addr], bool]) -> Addr:
+        """Where to send a request for this contact.
+
+        Over UDP, and over TCP while the connection the REGISTER came on is open, its source:
+        through NAT the Contact may be a private address. Once that connection is gone (an
+        engine restart, a phone that reconnected) nothing listens at its source port any more,
+        and the Contact's host and port are where the phone takes new connections.
+
+        Args:
+            connected: whether a TCP connection with an address is open (the transports').
+        """
+        if self.transport != "tcp" or connected(self.source):
+            return self.source
+        host = self.contact.host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # A name would need RFC 3263 resolution, and a WebSocket-style ".invalid" one
+            # (RFC 7118) is never reachable but through its connection: keep the source.
+            return self.source
+        default_port = 5061 if self.contact.scheme == "sips" else 5060
+        return host, self.contact.port or default_port
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pbx.engine.transport import Addr, SipTransports
 from pbx.sip import transaction as tx
 from pbx.sip.errors import SipParseError
 from pbx.sip.headers import Via
-from pbx.sip.ids import new_branch
+from pbx.sip.ids import new_branch, new_tag
 from pbx.sip.message import Request, Response, make_response, parse_message
+
+# The transaction layer's received/rport stamp (RFC 3261 18.2.1, RFC 3581 4), reused so that
+# the answers sent here without a transaction carry the same Via as those sent through one.
+from pbx.sip.transaction import _stamp_via as stamp_via
 from pbx.sip.validate import check_request
+
+if TYPE_CHECKING:
+    from pbx.engine.registrar import Binding
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ class SipStack:
         self.user: TransactionUser | None = None
         self._callbacks: dict[Any, ResponseCallback] = {}
         self._tcp_peers: set[Addr] = set()
+        # The To tag of the responses to each INVITE still ringing, for the 200 to its CANCEL.
+        self._invite_tags: dict[tx.TransactionKey, str] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +85,10 @@ class SipStack:
         suffix = ";transport=tcp" if transport == "tcp" else ""
         return f"<sip:{user}@{self.advertise}:{self.port}{suffix}>"
 
+    def destination(self, binding: Binding) -> Addr:
+        """Where to send a request for a registered contact (see Binding.destination)."""
+        return binding.destination(self.transports.connected)
+
     # --- input ---------------------------------------------------------------------------
 
     def _on_bytes(self, data: bytes, source: Addr, transport: str) -> None:
@@ -88,19 +102,41 @@ class SipStack:
             log.info("malformed SIP from %s:%s: %s %s", *source, error.status, error.reason)
             partial = getattr(error, "partial", None)
             if isinstance(partial, Request) and partial.method != "ACK":
-                self._send_stateless(
-                    make_response(partial, error.status, error.reason), source, transport
+                status, reason = error.status, error.reason
+                self._answer_statelessly(
+                    partial,
+                    lambda request: make_response(request, status, reason),
+                    source,
+                    transport,
                 )
             return
-        if isinstance(message, Request) and message.method != "ACK":
-            rejection = check_request(message)
-            if rejection is not None:
-                self._send_stateless(rejection, source, transport)
-                return
+        if (
+            isinstance(message, Request)
+            and message.method != "ACK"
+            and check_request(message) is not None
+        ):
+            # Checked again once stamped, so that the answer copies the stamped Via: a refusal
+            # is rare, and stamping every request here would parse each top Via twice.
+            self._answer_statelessly(message, check_request, source, transport)
+            return
         self._process(self.layer.receive(message, source, self.now(), reliable=transport == "tcp"))
 
-    def _send_stateless(self, response: Response, source: Addr, transport: str) -> None:
+    def _answer_statelessly(
+        self,
+        request: Request,
+        answer: Callable[[Request], Response | None],
+        source: Addr,
+        transport: str,
+    ) -> None:
+        """Answer a request the transaction layer never sees: malformed, or refused."""
+        with suppress(SipParseError):  # a top Via we cannot read goes back as it came
+            stamp_via(request, source)
         try:
+            response = answer(request)
+            if response is None:
+                return
+            if _needs_to_tag(response):
+                _add_to_tag(response, new_tag())
             data = bytes(response)
         except Exception:  # a partial request we cannot even answer: drop it
             log.debug("cannot answer malformed request from %s", source)
@@ -124,7 +160,35 @@ class SipStack:
         return key
 
     def send_response(self, response: Response) -> None:
+        """Send a response through the server transaction of its request.
+
+        A final or provisional response to a request whose To had no tag gets one here
+        (RFC 3261 8.2.6.2) unless the transaction user gave it one (an INVITE's leg does);
+        the 200 to a CANCEL gets the tag of its INVITE's responses (RFC 3261 9.2).
+        """
+        method = response.cseq.method
+        if _needs_to_tag(response):
+            _add_to_tag(response, self._cancel_tag(response) if method == "CANCEL" else new_tag())
         self._process(self.layer.send_response(response, self.now()))
+        if method == "INVITE" and response.status > 100:
+            key = tx.server_key(response, method)
+            tag = response.to_addr.tag
+            if response.status < 200 and tag is not None:
+                self._invite_tags[key] = tag
+            elif response.status >= 200:  # a later CANCEL has no effect (RFC 3261 9.2)
+                self._invite_tags.pop(key, None)
+
+    def _cancel_tag(self, response: Response) -> str:
+        """The To tag for a response to a CANCEL: its INVITE's, when that has one yet.
+
+        When the INVITE got no tagged response yet, its final one (a 487) will carry the tag
+        its leg chose, not this one: the engine answers the CANCEL first (runtime.py).
+        """
+        try:
+            key = tx.server_key(response, "INVITE")  # CANCEL and INVITE share branch and CSeq
+        except SipParseError:
+            return new_tag()
+        return self._invite_tags.get(key) or new_tag()
 
     def send_ack(self, ack: Request, dest: Addr, transport: str) -> None:
         if transport == "tcp":
@@ -189,3 +253,20 @@ class SipStack:
         self._timer = None
         self._timer_at = None
         self._process(self.layer.handle_timers(self.now()))
+
+
+def _needs_to_tag(response: Response) -> bool:
+    """Whether a response must get a To tag of ours (RFC 3261 8.2.6.2): all but a 100 do."""
+    if response.status == 100:
+        return False
+    try:
+        return response.to_addr.tag is None
+    except SipParseError:
+        return False  # a To we cannot read (a malformed request's): a tag would not mend it
+
+
+def _add_to_tag(response: Response, tag: str) -> None:
+    """Add a tag to the To of a response that has none (its parsed views are cached by value)."""
+    to = response.headers.get("To")
+    if to is not None:
+        response.headers.set("To", f"{to};tag={tag}")

@@ -119,6 +119,11 @@ class SipTransports:
             lambda: _TcpConnection(self), host, self.port, reuse_address=True
         )
 
+    def connected(self, addr: Addr) -> bool:
+        """Whether a TCP connection with `addr` (either side opened it) is open."""
+        conn = self._tcp.get(addr)
+        return conn is not None and conn.transport is not None and not conn.transport.is_closing()
+
     def send(self, data: bytes, addr: Addr, transport: str = "udp") -> None:
         """Send one message; over TCP open a connection to `addr` when there is none."""
         if transport == "tcp":

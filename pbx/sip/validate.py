@@ -14,8 +14,15 @@ from pbx.sip.uri import SipUri
 SDP = "application/sdp"
 _SDP_ONLY = frozenset({SDP})
 
-# Body types we can act on, per method; other methods accept SDP only.
+# The methods whose body we read, and the body types we can act on for each. A body of any
+# other method is never looked at, so its type cannot matter: refusing it with 415 would turn
+# a method we do not implement (PUBLISH with PIDF, MESSAGE) from the 405 that RFC 3261 8.2.1
+# puts first into a 415, and fail a REGISTER or OPTIONS over a body we would ignore.
+# Of these, IN_DIALOG_ONLY are taken inside a dialog only: outside one (no To tag) they get 405.
 DEFAULT_BODY_TYPES: Mapping[str, frozenset[str]] = {
+    "INVITE": _SDP_ONLY,
+    "ACK": _SDP_ONLY,  # the answer to an offer we made in a 2xx
+    "UPDATE": _SDP_ONLY,
     "INFO": frozenset({"application/dtmf-relay", "application/dtmf", SDP}),
     "NOTIFY": frozenset(
         {
@@ -25,8 +32,8 @@ DEFAULT_BODY_TYPES: Mapping[str, frozenset[str]] = {
             "application/pidf+xml",
         }
     ),
-    "MESSAGE": frozenset({"text/plain"}),
 }
+IN_DIALOG_ONLY = frozenset({"UPDATE", "INFO", "NOTIFY"})
 
 # Headers of which a request carries at most one value; two different values are ambiguous.
 SINGLETON_HEADERS = (
@@ -64,7 +71,9 @@ def check_request(
         req: a request as parse_message returns it.
         supported: option-tags we implement (Require values outside it get a 420).
         allowed_schemes: Request-URI schemes we serve (others get a 416).
-        body_types: accepted Content-Types per method (DEFAULT_BODY_TYPES when None).
+        body_types: accepted Content-Types of the methods whose body the UAS reads
+            (DEFAULT_BODY_TYPES when None); bodies of other methods, and of IN_DIALOG_ONLY
+            methods outside a dialog, are not checked.
         to_tag: the tag to put in the To of the error response.
     """
     return (
@@ -170,12 +179,14 @@ def media_type(content_type: str) -> tuple[str, dict[str, str | None]]:
 def _check_body(
     req: Request, body_types: Mapping[str, frozenset[str]], to_tag: str | None
 ) -> Response | None:
-    if not req.body:
+    accepted = body_types.get(req.method)
+    if not req.body or accepted is None:
+        return None
+    if req.method in IN_DIALOG_ONLY and req.to_addr.tag is None:
         return None
     content_type = req.headers.get("Content-Type")
     if content_type is None:
         return _bad(req, "body without Content-Type", to_tag)
-    accepted = body_types.get(req.method, _SDP_ONLY)
     encodings = [e.lower() for e in req.headers.get_all("Content-Encoding")]
     if any(e != "identity" for e in encodings):
         return make_response(req, 415, to_tag=to_tag, headers=[("Accept-Encoding", "identity")])
