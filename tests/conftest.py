@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import override_settings
 
 from pbx.demo import END_USERS_GROUP, OPERATORS_GROUP
 from pbx.models import Company
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hasher() -> Iterator[None]:
+    """Users created by tests get MD5 hashes: PBKDF2 is slow on purpose, and no test needs it.
+
+    Processes a test starts (manage.py, Celery) keep the real hashers of the settings.
+    """
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

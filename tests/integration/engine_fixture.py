@@ -2,6 +2,12 @@
 
 Peers (SIPp, baresip, linphonec, pyVoIP) are driven synchronously by the tests, so the engine
 runs its asyncio loop in a background thread; `EngineThread.run(coro)` reaches into it.
+
+Tests never touch the engine's attributes: they ask a `RunningEngine` (any engine) or a `Pbx`
+(an engine on a memory directory and recorder) through the methods below, which evaluate on
+the engine's loop. This module is the one place to adapt when the engine's insides change.
+Every `wait_*` method waits for a state, never for a fixed time, and fails with an
+AssertionError saying what it waited for and what it saw.
 """
 
 from __future__ import annotations
@@ -9,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, MemoryDirectory, TrunkInfo
 from pbx.engine.records import MemoryRecorder
@@ -25,17 +32,35 @@ from tests.integration.peers.sipp import SippResult, run_sipp
 REALM = "centralino"
 COMPANY = 1
 MOH = str(Path(__file__).resolve().parents[2] / "pbx" / "media" / "assets" / "moh.wav")
+POLL = 0.02  # how often a wait looks again (seconds)
+
+T = TypeVar("T")
+
+
+class EngineThread:
+    """An asyncio loop running forever in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="engine", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
 
 
 @dataclass
-class Pbx:
-    """A running engine and the directory behind it."""
+class RunningEngine:
+    """An engine running on its own loop thread, and what tests ask of it."""
 
     engine: Engine
-    directory: MemoryDirectory
-    recorder: MemoryRecorder
     thread: EngineThread
-    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -45,6 +70,136 @@ class Pbx:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    # ------------------------------------------------------------------ the loop
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+        """Run a coroutine on the engine's loop and return its result."""
+        return self.thread.run(coro, timeout)
+
+    def call_soon(self, fn: Any, *args: Any) -> None:
+        self.thread.loop.call_soon_threadsafe(fn, *args)
+
+    def evaluate(self, fn: Callable[[Engine], T], timeout: float = 10) -> T:
+        """fn(engine), evaluated on the engine's loop (never while it is half-way through)."""
+
+        async def evaluate() -> T:
+            return fn(self.engine)
+
+        result: T = self.run(evaluate(), timeout)
+        return result
+
+    def wait_until(
+        self,
+        predicate: Callable[[Engine], T],
+        timeout: float = 10,
+        *,
+        what: str,
+        seen: Callable[[Engine], object] | None = None,
+    ) -> T:
+        """Evaluate predicate(engine) on the loop until it is truthy, and return its value.
+
+        On timeout, AssertionError: "waited N s for <what>; saw <seen(engine) or the value>".
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(predicate)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                observed = self.evaluate(seen) if seen is not None else value
+                raise AssertionError(f"waited {timeout:g} s for {what}; saw {observed!r}")
+            time.sleep(POLL)
+
+    def start(self) -> None:
+        self.run(self.engine.start())
+
+    def stop(self) -> None:
+        """Stop the engine (its writers flushed) and its loop thread; twice is harmless."""
+        if self.thread.loop.is_closed():
+            return
+        try:
+            self.run(self.engine.stop())
+            for writer in (self.engine.recorder, self.engine.registrar.store):
+                flush = getattr(writer, "flush", None)
+                if flush is not None:  # the database writers: the last rows reach the disk
+                    flush()
+        finally:
+            self.thread.close()
+
+    # ------------------------------------------------------------------ registrations
+    def contacts(self, username: str) -> list[tuple[str, tuple[str, int]]]:
+        """(contact URI, source address) of each live binding of a device."""
+        return self.evaluate(
+            lambda engine: [
+                (str(b.contact), b.source)
+                for b in engine.registrar.contacts(username, engine.stack.now())
+            ]
+        )
+
+    def registered(self, username: str) -> bool:
+        return bool(self.contacts(username))
+
+    def wait_registered(self, username: str, timeout: float = 10) -> None:
+        """Wait until the device `username` has a live binding."""
+        self.wait_until(
+            lambda engine: engine.registrar.contacts(username, engine.stack.now()),
+            timeout,
+            what=f"a registration of {username}",
+        )
+
+    def bind(self, username: str, address: str, transport: str = "udp") -> None:
+        """Make `username` reachable at host:port without a REGISTER (a SIPp UAS callee)."""
+        from pbx.sip.uri import SipUri
+
+        host, port = address.rsplit(":", 1)
+        self.evaluate(
+            lambda engine: engine.registrar.bind(
+                username,
+                SipUri.parse(f"sip:{username}@{address}"),
+                (host, int(port)),
+                transport,
+                engine.stack.now(),
+            )
+        )
+
+    # ------------------------------------------------------------------ calls
+    def leftovers(self) -> dict[str, int]:
+        """What calls hold in the engine: calls, their legs and dialogs, RTP ports."""
+        return self.evaluate(_leftovers)
+
+    def wait_no_calls(self, timeout: float = 10) -> None:
+        """Wait until no call is left, nor any of its legs, dialogs or RTP ports."""
+        self.wait_until(
+            lambda engine: not any(_leftovers(engine).values()),
+            timeout,
+            what="no calls, legs, dialogs or RTP ports left",
+            seen=_leftovers,
+        )
+
+    def flush_records(self) -> None:
+        """Wait until the call records written so far are in the database."""
+        self.engine.recorder.flush()  # type: ignore[attr-defined]
+
+    def is_running(self) -> bool:
+        return self.evaluate(lambda engine: engine.running)
+
+
+@dataclass
+class CallerMedia:
+    """The RTP endpoint of the caller's leg of a call."""
+
+    port: int
+    ignored: int  # packets dropped because they came from somewhere else
+
+
+@dataclass
+class Pbx(RunningEngine):
+    """A running engine, with the memory directory and call recorder behind it."""
+
+    directory: MemoryDirectory = field(default_factory=MemoryDirectory)
+    recorder: MemoryRecorder = field(default_factory=MemoryRecorder)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ provisioning
     def add_extension(
         self,
         number: str,
@@ -82,23 +237,6 @@ class Pbx:
         self.run(self.engine.trunks.load())
         return trunk
 
-    def bind(self, username: str, address: str, transport: str = "udp") -> None:
-        """Make `username` reachable at host:port without a REGISTER (a SIPp UAS callee)."""
-        host, port = address.rsplit(":", 1)
-
-        async def bind() -> None:
-            from pbx.sip.uri import SipUri
-
-            self.engine.registrar.bind(
-                username,
-                SipUri.parse(f"sip:{username}@{address}"),
-                (host, int(port)),
-                transport,
-                self.engine.stack.now(),
-            )
-
-        self.run(bind())
-
     def dial(
         self, number: str, scenario: str = "uac_call", *, caller: str = "201", **options: Any
     ) -> SippResult:
@@ -111,84 +249,133 @@ class Pbx:
             **options,
         )
 
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
-        return self.thread.run(coro, timeout)
+    # ------------------------------------------------------------------ call records
+    def wait_records(self, count: int = 1, timeout: float = 10) -> list[dict[str, object]]:
+        """Wait until `count` calls have their records closed; exactly `count`, no more."""
 
-    def call_soon(self, fn: Any, *args: Any) -> None:
-        self.thread.loop.call_soon_threadsafe(fn, *args)
+        def closed(_: Engine) -> list[dict[str, object]] | None:
+            records = [dict(r) for r in self.recorder.records.values()]
+            done = len(records) >= count and all(r["disposition"] != "in_progress" for r in records)
+            return records if done else None
 
-    def registered(self, username: str) -> bool:
-        async def check() -> bool:
-            return bool(self.engine.registrar.contacts(username, self.engine.stack.now()))
+        records = self.wait_until(
+            closed,
+            timeout,
+            what=f"{count} closed call record(s)",
+            seen=lambda _: list(self.recorder.records.values()),
+        )
+        assert len(records) == count, f"{len(records)} call records, want {count}: {records}"
+        return records
 
-        return bool(self.run(check()))
+    def wait_record(
+        self, disposition: str | None = None, *, count: int = 1, timeout: float = 10
+    ) -> dict[str, object]:
+        """Wait for `count` closed call records and return the newest one.
 
-    def wait_registered(self, username: str, timeout: float = 10) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.registered(username):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{username} did not register")
-
-
-class EngineThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="engine", daemon=True)
-        self.thread.start()
-
-    def bind(self, username: str, address: str, transport: str = "udp") -> None:
-        """Make `username` reachable at host:port without a REGISTER (a SIPp UAS callee)."""
-        host, port = address.rsplit(":", 1)
-
-        async def bind() -> None:
-            from pbx.sip.uri import SipUri
-
-            self.engine.registrar.bind(
-                username,
-                SipUri.parse(f"sip:{username}@{address}"),
-                (host, int(port)),
-                transport,
-                self.engine.stack.now(),
+        With `disposition`, fail at once when the newest record ended otherwise.
+        """
+        records = self.wait_records(count, timeout)
+        newest = records[-1]
+        if disposition is not None:
+            assert newest["disposition"] == disposition, (
+                f"the last call ended {newest['disposition']!r}, want {disposition!r}: {records}"
             )
+        return newest
 
-        self.run(bind())
+    # ------------------------------------------------------------------ what else tests ask
+    def caller_media(self) -> CallerMedia:
+        """The caller's RTP endpoint in the only live call."""
+        return self.evaluate(_caller_media)
 
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
+    def wait_caller_ignored(self, packets: int, timeout: float = 10) -> int:
+        """Wait until the caller's leg of the only call has dropped `packets` strangers' packets."""
+        ignored: int = self.wait_until(
+            lambda engine: (
+                _caller_media(engine).ignored >= packets and _caller_media(engine).ignored
+            ),
+            timeout,
+            what=f"{packets} packets from strangers ignored",
+            seen=_caller_media,
+        )
+        return ignored
 
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+    def wait_trunk_states(self, timeout: float = 10) -> dict[str, str]:
+        """Wait until every trunk's registration has an outcome; {trunk name: state}."""
+        states: dict[str, str] = self.wait_until(
+            lambda engine: (
+                "unregistered" not in _trunk_states(engine).values() and _trunk_states(engine)
+            ),
+            timeout,
+            what="the trunks' registrations to succeed or fail",
+            seen=_trunk_states,
+        )
+        return states
+
+    def accepted_digests(self) -> dict[str, int]:
+        """How many requests were authenticated with each digest algorithm."""
+        return self.evaluate(lambda engine: dict(engine.auth.accepted))
+
+
+# The engine's insides, read on its loop: the only functions to adapt when they change.
+
+
+def _leftovers(engine: Engine) -> dict[str, int]:
+    return {
+        "calls": len(engine.calls.calls),
+        "legs": len(engine.calls.leg_call),
+        "dialogs": len(engine.calls.dialogs),
+        "rtp_ports": engine.media.in_use,
+    }
+
+
+def _caller_media(engine: Engine) -> CallerMedia:
+    calls = list(engine.calls.calls.values())
+    assert len(calls) == 1, f"{len(calls)} live calls, want 1"
+    return CallerMedia(calls[0].a.media.port, calls[0].a.media.ignored)
+
+
+def _trunk_states(engine: Engine) -> dict[str, str]:
+    return {r.trunk.name: r.state for r in engine.trunks.registrations.values()}
+
+
+def _engine_config(**config: Any) -> EngineConfig:
+    rtp_low = random.randrange(30000, 38000, 200)
+    options: dict[str, Any] = {
+        "bind": "127.0.0.1",
+        "sip_port": free_port_range(1),
+        "rtp_ports": (rtp_low, rtp_low + 199),
+        "realm": REALM,
+        "moh_path": MOH,
+    }
+    options.update(config)
+    return EngineConfig(**options)
 
 
 def start_pbx(**config: Any) -> Pbx:
-    """Start an engine on a free port with an empty directory."""
+    """Start an engine on a free port with an empty directory (config: EngineConfig fields)."""
     directory = MemoryDirectory()
     recorder = MemoryRecorder()
-    sip_port = free_port_range(1)
-    rtp_low = random.randrange(30000, 38000, 200)
-    cfg = EngineConfig(
-        bind="127.0.0.1",
-        sip_port=sip_port,
-        rtp_ports=(rtp_low, rtp_low + 199),
-        realm=REALM,
-        moh_path=MOH,
-        **config,
-    )
     thread = EngineThread()
-    engine = Engine(cfg, directory, recorder)
-    thread.run(engine.start())
-    return Pbx(engine, directory, recorder, thread)
-
-
-def stop_pbx(pbx: Pbx) -> None:
+    pbx = Pbx(Engine(_engine_config(**config), directory, recorder), thread, directory, recorder)
     try:
-        pbx.run(pbx.engine.stop())
-    finally:
-        pbx.thread.close()
+        pbx.start()
+    except BaseException:
+        thread.close()
+        raise
+    return pbx
+
+
+def start_engine(build: Callable[[], Engine]) -> RunningEngine:
+    """Start an engine built by `build` (on the loop thread, as the real processes do)."""
+    thread = EngineThread()
+    try:
+        running = RunningEngine(build(), thread)
+        running.start()
+    except BaseException:
+        thread.close()
+        raise
+    return running
+
+
+def stop_pbx(pbx: RunningEngine) -> None:
+    pbx.stop()

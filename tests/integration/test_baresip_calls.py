@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -21,23 +21,17 @@ pytestmark = [
 
 
 @pytest.fixture
-def phones(pbx: Pbx) -> Iterator[dict[str, Baresip]]:
+def phones(make_phone: Callable[..., Baresip]) -> dict[str, Baresip]:
     """Phones 201 (440 Hz), 202 (1000 Hz) and 203 (700 Hz), registered, answering by themselves."""
     tones = {"201": 440.0, "202": 1000.0, "203": 700.0}
-    with ExitStack() as stack:
-        phones = {
-            number: stack.enter_context(
-                Baresip(number, password=pbx.secrets[number], registrar=pbx.address, tone_hz=hz)
-            )
-            for number, hz in tones.items()
-        }
-        for phone in phones.values():
-            phone.wait_registered()
-        yield phones
+    return {number: make_phone(number, tone_hz=hz) for number, hz in tones.items()}
 
 
 def _heard(phone: Baresip, seconds: float = 1.0) -> np.ndarray:
-    """The last `seconds` of what a phone heard, after its call ended."""
+    """The last `seconds` of what a phone heard, after its call ended.
+
+    The last half second is left out: wait for the tone over `seconds` + 0.5 s before hanging up.
+    """
     audio = phone.received_audio()
     return audio[-int(seconds * 8000) - 4000 : -4000] if len(audio) > 16000 else audio
 
@@ -54,9 +48,12 @@ def test_two_phones_talk_through_the_pbx_in_both_directions(
 ) -> None:
     caller, callee = phones["201"], phones["202"]
     _connect(pbx, caller, callee)
-    time.sleep(1.0)
+    callee.wait_event("CALL_RTPESTAB")  # the caller's audio comes through
     caller.send_dtmf("5#")  # RFC 4733 events, relayed with the callee's payload type
-    time.sleep(1.5)
+    callee.wait_event("CALL_DTMF_START")
+    callee.wait_event("CALL_DTMF_START")
+    callee.wait_hearing(440)
+    caller.wait_hearing(1000)
     caller.hangup()
     callee.wait_closed()
     caller.wait_closed()
@@ -64,8 +61,7 @@ def test_two_phones_talk_through_the_pbx_in_both_directions(
     assert digits[:2] == ["5", "#"], callee.events
     assert_tone(_heard(callee), 440, tolerance=5)
     assert_tone(_heard(caller), 1000, tolerance=5)
-    record = next(iter(pbx.recorder.records.values()))
-    assert record["disposition"] == "answered"
+    pbx.wait_record(disposition="answered")
 
 
 def test_the_held_party_hears_music_and_then_the_other_party_again(
@@ -73,16 +69,18 @@ def test_the_held_party_hears_music_and_then_the_other_party_again(
 ) -> None:
     caller, callee = phones["201"], phones["202"]
     _connect(pbx, caller, callee)
-    time.sleep(1.0)
+    callee.wait_event("CALL_RTPESTAB")
     caller.hold()
-    time.sleep(2.5)
+    held_at = callee.received_audio().size
+    # From 0.8 s after the hold on, the callee hears music (300-600 Hz, not 440) for 1.4 s.
+    hold_window = slice(held_at + int(0.8 * 8000), held_at + int(2.2 * 8000))
+    callee.wait_received(hold_window.stop)
     caller.resume()
-    time.sleep(2.0)
+    callee.wait_hearing(440, since=callee.received_audio().size)
     caller.hangup()
     callee.wait_closed()
     audio = callee.received_audio()
-    # The callee's recording: ~1 s of 440 Hz, ~2.5 s of music (300-600 Hz, not 440), then 440 Hz.
-    on_hold = audio[int(1.8 * 8000) : int(3.2 * 8000)]
+    on_hold = audio[hold_window]
     assert rms(on_hold) > 300, "the held party heard silence"
     assert band_energy_ratio(on_hold, 8000, 300, 600) > 0.8
     assert abs(dominant_frequency(on_hold, 8000) - 440) > 10, "still hearing the caller, not music"
@@ -94,11 +92,13 @@ def test_a_blind_transfer_from_the_phone_connects_the_other_party(
 ) -> None:
     caller, operator, target = phones["201"], phones["202"], phones["203"]
     _connect(pbx, caller, operator)
-    time.sleep(0.5)
+    operator.wait_event("CALL_RTPESTAB")
+    transferred_at = caller.received_audio().size  # then music, then the target
     operator.transfer(f"sip:203@{pbx.address}")
     target.wait_established()
     operator.wait_closed()
-    time.sleep(2.5)
+    target.wait_hearing(440)
+    caller.wait_hearing(700, since=transferred_at)
     target.hangup()  # the callee side ends this one: the caller gets the BYE
     caller.wait_closed()
     assert_tone(_heard(target), 440, tolerance=5)
@@ -128,21 +128,15 @@ def test_a_caller_without_an_offer_gets_ours_in_the_200_and_answers_in_the_ack(
 def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(
     pbx: Pbx, phones: dict[str, Baresip]
 ) -> None:
-    import socket
-
     from pbx.media.g711 import encode_ulaw
     from pbx.media.rtp import RtpPacket
     from pbx.media.tone import sine
 
     caller, callee = phones["201"], phones["202"]
     _connect(pbx, caller, callee)
-    time.sleep(0.5)
+    callee.wait_event("CALL_RTPESTAB")  # the caller's own RTP got there first
 
-    async def caller_leg_port() -> int:
-        [call] = pbx.engine.calls.calls.values()
-        return call.a.media.port
-
-    port = pbx.run(caller_leg_port())
+    port = pbx.caller_media().port
     payload = encode_ulaw(sine(2000, 0.02, amplitude=0.8))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
         stranger.bind(("127.0.0.1", 0))
@@ -151,13 +145,10 @@ def test_rtp_from_a_stranger_is_ignored_and_the_call_keeps_its_audio(
                 payload_type=0, sequence_number=n, timestamp=160 * n, ssrc=0x5EED, payload=payload
             )
             stranger.sendto(bytes(packet), ("127.0.0.1", port))
-            time.sleep(0.02)
+            time.sleep(0.02)  # a stream, 50 packets a second, while the call goes on
 
-    async def ignored() -> int:
-        [call] = pbx.engine.calls.calls.values()
-        return call.a.media.ignored
-
-    assert pbx.run(ignored()) >= 100
+    pbx.wait_caller_ignored(100)
+    callee.wait_hearing(440, seconds=2.0)
     caller.hangup()
     callee.wait_closed()
     assert_tone(_heard(callee, 1.5), 440, tolerance=5)
@@ -167,78 +158,45 @@ def test_a_blind_transfer_to_nobody_fails_cleanly(pbx: Pbx, phones: dict[str, Ba
     """The transferring phone hears why (NOTIFY 404); nobody is left in a silent call."""
     caller, operator = phones["201"], phones["202"]
     _connect(pbx, caller, operator)
-    time.sleep(0.5)
+    operator.wait_event("CALL_RTPESTAB")
     operator.transfer(f"sip:299@{pbx.address}")  # no such extension
     failed = operator.wait_event("TRANSFER_FAILED")
     assert "404" in str(failed.get("param"))
     # baresip 1.0 hangs up after a failed transfer; the caller then gets a BYE, not silence.
     caller.wait_closed()
-
-    async def leftovers() -> tuple[int, int, int]:
-        return len(pbx.engine.calls.calls), pbx.engine.media.in_use, len(pbx.engine.calls.dialogs)
-
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and pbx.run(leftovers()) != (0, 0, 0):
-        time.sleep(0.1)
-    assert pbx.run(leftovers()) == (0, 0, 0)
-    assert {r["disposition"] for r in pbx.recorder.records.values()} == {"answered", "failed"}
+    pbx.wait_no_calls(timeout=3)
+    assert {r["disposition"] for r in pbx.wait_records(count=2)} == {"answered", "failed"}
 
 
-def test_a_phone_that_vanishes_mid_call_is_hung_up_after_the_media_timeout() -> None:
-    import os
-    import signal
-
-    from tests.integration.engine_fixture import start_pbx, stop_pbx
-
-    server = start_pbx(media_timeout=2)
-    try:
-        for number in ("201", "202"):
-            server.add_extension(number)
-        with (
-            Baresip("201", password=server.secrets["201"], registrar=server.address) as caller,
-            Baresip("202", password=server.secrets["202"], registrar=server.address) as callee,
-        ):
-            caller.wait_registered()
-            callee.wait_registered()
-            caller.dial(f"sip:202@{server.address}")
-            callee.wait_established()
-            caller.wait_established()
-            time.sleep(0.5)
-            os.kill(caller._proc.pid, signal.SIGSTOP)  # power cut: no RTP, no BYE
-            try:
-                callee.wait_closed(timeout=8)
-            finally:
-                os.kill(caller._proc.pid, signal.SIGCONT)
-        record = next(iter(server.recorder.records.values()))
-        assert (record["disposition"], record["reason"]) == ("answered", "media timeout")
-    finally:
-        stop_pbx(server)
+def test_a_phone_that_vanishes_mid_call_is_hung_up_after_the_media_timeout(
+    make_pbx: Callable[..., Pbx], make_baresip: Callable[..., Baresip]
+) -> None:
+    server = make_pbx(media_timeout=2, extensions=("201", "202"))
+    caller = make_baresip("201", password=server.secrets["201"], registrar=server.address)
+    callee = make_baresip("202", password=server.secrets["202"], registrar=server.address)
+    caller.wait_registered()
+    callee.wait_registered()
+    _connect(server, caller, callee)
+    callee.wait_event("CALL_RTPESTAB")  # the caller's RTP flowed before it stopped
+    with caller.suspended():  # power cut: no RTP, no BYE
+        callee.wait_closed(timeout=8)
+    record = server.wait_record()
+    assert (record["disposition"], record["reason"]) == ("answered", "media timeout")
 
 
 def test_a_caller_who_hangs_up_while_its_transfer_rings_leaves_nothing_behind(
-    pbx: Pbx, phones: dict[str, Baresip]
+    pbx: Pbx, phones: dict[str, Baresip], make_phone: Callable[..., Baresip]
 ) -> None:
     caller, operator = phones["201"], phones["202"]
-    with Baresip(
-        "204", password=pbx.secrets["204"], registrar=pbx.address, answermode="manual"
-    ) as target:
-        target.wait_registered()
-        caller.dial(f"sip:202@{pbx.address}")
-        operator.wait_established()
-        caller.wait_established()
-        operator.transfer(f"sip:204@{pbx.address}")
-        target.wait_incoming()
-        caller.hangup()  # bored of the music while the target rings
-        target.wait_closed()  # its ringing is cancelled
-        failed = operator.wait_event("TRANSFER_FAILED")  # the final NOTIFY says why
-        assert "487" in str(failed.get("param"))
+    target = make_phone("204", answermode="manual")
+    _connect(pbx, caller, operator)
+    operator.transfer(f"sip:204@{pbx.address}")
+    target.wait_incoming()
+    caller.hangup()  # bored of the music while the target rings
+    target.wait_closed()  # its ringing is cancelled
+    failed = operator.wait_event("TRANSFER_FAILED")  # the final NOTIFY says why
+    assert "487" in str(failed.get("param"))
+    target.close()
 
     # The transferring phone is not left alone in the call (it hangs up, or we do after 2 s).
-
-    async def leftovers() -> tuple[int, int, int]:
-        return len(pbx.engine.calls.calls), pbx.engine.media.in_use, len(pbx.engine.calls.dialogs)
-
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and pbx.run(leftovers()) != (0, 0, 0):
-        time.sleep(0.1)
-    assert pbx.run(leftovers()) == (0, 0, 0)
+    pbx.wait_no_calls(timeout=5)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 
-from pbx.engine.runtime import Engine
 from pbx.runtime import build_engine
 from stats.models import CallRecord
-from tests.integration.engine_fixture import EngineThread
+from tests.integration.engine_fixture import RunningEngine, start_engine
 from tests.integration.peers.ports import free_port_range
 from tests.integration.peers.sipp import run_sipp, sipp_binary, sipp_uas
 
@@ -24,29 +23,43 @@ pytestmark = [
 
 
 @pytest.fixture
-def orm_engine() -> Iterator[tuple[Engine, EngineThread]]:
-    rtp = random.randrange(40000, 48000, 200)
-    engine = build_engine(sip_port=free_port_range(1), rtp_ports=(rtp, rtp + 199), node="test-node")
-    thread = EngineThread()
-    thread.run(engine.start())
+def make_orm_engine() -> Iterator[Callable[..., RunningEngine]]:
+    """Start engines on the database (build_engine's overrides); all stopped at the end."""
+    started: list[RunningEngine] = []
+
+    def make(**overrides: Any) -> RunningEngine:
+        if "rtp_ports" not in overrides:
+            rtp = random.randrange(40000, 48000, 200)
+            overrides["rtp_ports"] = (rtp, rtp + 199)
+        if "sip_port" not in overrides:
+            overrides["sip_port"] = free_port_range(1)
+        running = start_engine(lambda: build_engine(**overrides))
+        started.append(running)
+        return running
+
     try:
-        yield engine, thread
+        yield make
     finally:
-        thread.run(engine.stop())
-        engine.recorder.flush()  # type: ignore[attr-defined]
-        thread.close()
+        for running in reversed(started):
+            running.stop()
 
 
-def _register(engine: Engine, user: str, secret: str, scenario: str = "register_auth") -> bool:
-    return run_sipp(
-        scenario, f"127.0.0.1:{engine.sip_port}", keys={"user": user}, auth=(user, secret)
-    ).ok
+@pytest.fixture
+def orm_engine(make_orm_engine: Callable[..., RunningEngine]) -> RunningEngine:
+    """An engine on this test's database, node "test-node"."""
+    return make_orm_engine(node="test-node")
+
+
+def _register(
+    engine: RunningEngine, user: str, secret: str, scenario: str = "register_auth"
+) -> bool:
+    return run_sipp(scenario, engine.address, keys={"user": user}, auth=(user, secret)).ok
 
 
 def test_an_extension_added_or_removed_by_the_cli_counts_from_the_next_request(
-    orm_engine: tuple[Engine, EngineThread],
+    orm_engine: RunningEngine,
 ) -> None:
-    engine, _ = orm_engine
+    engine = orm_engine
     secret = "a-secret-for-201-xyz"
     assert _register(engine, "201", secret, "register_wrong_password")  # not provisioned yet
     call_command("extension", "add", "201", "--name", "Mario Rossi", "--secret", secret)
@@ -55,10 +68,8 @@ def test_an_extension_added_or_removed_by_the_cli_counts_from_the_next_request(
     assert _register(engine, "201", secret, "register_wrong_password")
 
 
-def test_a_call_leaves_a_complete_record_in_the_database(
-    orm_engine: tuple[Engine, EngineThread],
-) -> None:
-    engine, thread = orm_engine
+def test_a_call_leaves_a_complete_record_in_the_database(orm_engine: RunningEngine) -> None:
+    engine = orm_engine
     call_command(
         "extension", "add", "201", "--name", "Mario Rossi", "--secret", "secret-201-abcdefgh"
     )
@@ -66,118 +77,72 @@ def test_a_call_leaves_a_complete_record_in_the_database(
         "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
     )
     with sipp_uas("uas_answer") as callee:
-
-        async def bind() -> None:
-            from pbx.sip.uri import SipUri
-
-            engine.registrar.bind(
-                "202",
-                SipUri.parse(f"sip:202@{callee.address}"),
-                ("127.0.0.1", callee.port),
-                "udp",
-                engine.stack.now(),
-            )
-
-        thread.run(bind())
+        engine.bind("202", callee.address)
         result = run_sipp(
             "uac_call",
-            f"127.0.0.1:{engine.sip_port}",
+            engine.address,
             keys={"service": "202", "user": "201"},
             auth=("201", "secret-201-abcdefgh"),
             duration_ms=300,
         )
         assert result.ok, result.explain()
-    engine.recorder.flush()  # type: ignore[attr-defined]
-    time.sleep(0.2)
-    engine.recorder.flush()  # type: ignore[attr-defined]
+    engine.wait_no_calls()  # the call is over: its record is closed
+    engine.flush_records()
     record = CallRecord.objects.get()
     assert (record.caller, record.callee, record.disposition) == ("201", "202", "answered")
     assert record.answered_at and record.ended_at and record.ended_at >= record.answered_at
     assert record.caller_name == "Mario Rossi"
 
 
-def test_records_left_open_by_a_crash_are_closed_as_interrupted_on_the_next_start() -> None:
+def test_records_left_open_by_a_crash_are_closed_as_interrupted_on_the_next_start(
+    make_orm_engine: Callable[..., RunningEngine],
+) -> None:
     CallRecord.objects.create(
         call_id="left-open", node="crashed-node", direction="internal", caller="201", callee="202"
     )
-    engine = build_engine(
-        sip_port=free_port_range(1), rtp_ports=(49000, 49099), node="crashed-node"
-    )
-    thread = EngineThread()
-    try:
-        thread.run(engine.start())
-        thread.run(engine.stop())
-    finally:
-        thread.close()
+    make_orm_engine(rtp_ports=(49000, 49099), node="crashed-node").stop()
     record = CallRecord.objects.get(call_id="left-open")
     assert record.disposition == "interrupted" and record.ended_at is not None
 
 
-def test_phones_stay_reachable_across_an_engine_restart() -> None:
+def test_phones_stay_reachable_across_an_engine_restart(
+    make_orm_engine: Callable[..., RunningEngine],
+) -> None:
     call_command(
         "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
     )
     port, phone_port = free_port_range(1), free_port_range(1)
-    first = build_engine(sip_port=port, rtp_ports=(47000, 47199), node="restart-node")
-    thread = EngineThread()
-    try:
-        thread.run(first.start())
-        registered = run_sipp(
-            "register_auth",
-            f"127.0.0.1:{port}",
-            keys={"user": "202"},
-            auth=("202", "secret-202-abcdefgh"),
-            local_port=phone_port,
-        )
-        assert registered.ok, registered.explain()
-        thread.run(first.stop())
-        first.registrar.store.flush()  # type: ignore[union-attr]
-    finally:
-        thread.close()
+    first = make_orm_engine(sip_port=port, rtp_ports=(47000, 47199), node="restart-node")
+    registered = run_sipp(
+        "register_auth",
+        first.address,
+        keys={"user": "202"},
+        auth=("202", "secret-202-abcdefgh"),
+        local_port=phone_port,
+    )
+    assert registered.ok, registered.explain()
+    first.stop()  # its bindings written to the database
 
-    second = build_engine(sip_port=port, rtp_ports=(47200, 47399), node="restart-node")
-    thread = EngineThread()
-    try:
-        thread.run(second.start())
-
-        async def contacts() -> list[tuple[str, tuple[str, int]]]:
-            now = second.stack.now()
-            return [(str(b.contact), b.source) for b in second.registrar.contacts("202", now)]
-
-        assert thread.run(contacts()) == [
-            (f"sip:202@127.0.0.1:{phone_port}", ("127.0.0.1", phone_port))
-        ]
-    finally:
-        thread.run(second.stop())
-        thread.close()
+    second = make_orm_engine(sip_port=port, rtp_ports=(47200, 47399), node="restart-node")
+    assert second.contacts("202") == [
+        (f"sip:202@127.0.0.1:{phone_port}", ("127.0.0.1", phone_port))
+    ]
 
 
 def test_do_not_disturb_set_by_the_cli_counts_from_the_next_call(
-    orm_engine: tuple[Engine, EngineThread],
+    orm_engine: RunningEngine,
 ) -> None:
-    engine, thread = orm_engine
+    engine = orm_engine
     call_command(
         "extension", "add", "201", "--name", "Mario Rossi", "--secret", "secret-201-abcdefgh"
     )
     call_command(
         "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
     )
-    target = f"127.0.0.1:{engine.sip_port}"
+    target = engine.address
     caller = {"keys": {"service": "202", "user": "201"}, "auth": ("201", "secret-201-abcdefgh")}
     with sipp_uas("uas_answer", calls=2) as phone:
-
-        async def bind() -> None:
-            from pbx.sip.uri import SipUri
-
-            engine.registrar.bind(
-                "202",
-                SipUri.parse(f"sip:202@{phone.address}"),
-                ("127.0.0.1", phone.port),
-                "udp",
-                engine.stack.now(),
-            )
-
-        thread.run(bind())
+        engine.bind("202", phone.address)
         assert run_sipp("uac_call", target, duration_ms=200, **caller).ok
         call_command("extension", "set", "202", "--dnd", "on")
         refused = run_sipp("uac_expect_480", target, **caller)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -34,21 +34,6 @@ needs_linphone = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def make_baresip() -> Iterator[Callable[..., Baresip]]:
-    """Start baresip phones; all of them are stopped at the end of the test."""
-    phones: list[Baresip] = []
-
-    def make(*args: object, **kwargs: object) -> Baresip:
-        phone = Baresip(*args, **kwargs)  # type: ignore[arg-type]
-        phones.append(phone)
-        return phone.start()
-
-    yield make
-    for phone in phones:
-        phone.close()
-
-
 @needs_baresip
 def test_two_baresips_hear_each_others_tone(make_baresip: Callable[..., Baresip]) -> None:
     alice = make_baresip("alice", tone_hz=440)
@@ -57,7 +42,8 @@ def test_two_baresips_hear_each_others_tone(make_baresip: Callable[..., Baresip]
     alice.dial(bob.uri)
     alice.wait_established()
     bob.wait_established()
-    time.sleep(1.5)
+    alice.wait_hearing(1000, seconds=1.0)
+    bob.wait_hearing(440, seconds=1.0)
     alice.hangup()
     bob.wait_closed()
 
@@ -152,18 +138,21 @@ def test_sipp_fails_fast_when_nobody_answers() -> None:
 
 @needs_baresip
 @needs_linphone
-def test_linphone_calls_baresip(make_baresip: Callable[..., Baresip]) -> None:
+def test_linphone_calls_baresip(
+    make_baresip: Callable[..., Baresip], make_linphone: Callable[..., Linphone]
+) -> None:
     bob = make_baresip("bob", tone_hz=1000)
-    with Linphone("lin", tone_hz=700) as lin:
-        lin.dial(bob.uri)
-        bob.wait_established()
-        lin.wait_in_call()
-        time.sleep(1.5)
-        lin.terminate()
-        bob.wait_closed()
-        time.sleep(0.3)  # linphone closes its recording after the BYE
-        assert_tone(bob.received_audio(), 700)
-        assert_tone(lin.received_audio(), 1000)
+    lin = make_linphone("lin", tone_hz=700)
+    lin.dial(bob.uri)
+    bob.wait_established()
+    lin.wait_in_call()
+    bob.wait_hearing(700, seconds=1.0)
+    lin.wait_hearing(1000, seconds=1.0)
+    lin.terminate()
+    bob.wait_closed()
+    lin.wait_no_call()  # linphone closes its recording after the BYE
+    assert_tone(bob.received_audio(), 700)
+    assert_tone(lin.received_audio(), 1000)
 
 
 @needs_baresip
@@ -176,7 +165,8 @@ def test_pyvoip_calls_baresip(make_baresip: Callable[..., Baresip]) -> None:
         # pyVoIP 1.6.8 puts a fresh To-tag on its ACK, so baresip never sees the call
         # "established"; media flows anyway.
         bob.wait_event("CALL_RTPESTAB")
-        time.sleep(1.5)
+        bob.wait_hearing(600, seconds=1.0)
+        phone.wait_hearing(1000, seconds=1.0)
         phone.hangup()
         bob.wait_closed()
         assert_tone(bob.received_audio(), 600)

@@ -6,6 +6,7 @@ outside: HTTP, a raw SIP OPTIONS datagram, Celery through Redis, and a signal to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,12 +14,13 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.integration.peers.baresip import Baresip
 from tests.integration.peers.ports import free_port_range, free_udp_port
 
 pytestmark = pytest.mark.integration
@@ -36,11 +38,16 @@ def skip_loudly(reason: str) -> None:
 
 
 def sip_options(port: int, timeout: float = 1.0) -> str | None:
-    """Send one OPTIONS over UDP to 127.0.0.1:port; return the status line of the reply."""
+    """Send one OPTIONS over UDP to 127.0.0.1:port; return the status line of the reply.
+
+    None when nothing answers: at once when the port is closed (the socket is connected, so
+    the kernel's "port unreachable" comes back as an error), else after `timeout` seconds.
+    """
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((HOST, 0))
+        sock.connect((HOST, port))
         local_port = sock.getsockname()[1]
         tag, call_id, branch = uuid.uuid4().hex[:8], uuid.uuid4().hex, uuid.uuid4().hex[:12]
         request = (
@@ -56,10 +63,10 @@ def sip_options(port: int, timeout: float = 1.0) -> str | None:
             "Content-Length: 0\r\n\r\n"
         )
         sock.settimeout(timeout)
-        sock.sendto(request.encode(), (HOST, port))
         try:
-            data, _ = sock.recvfrom(65535)
-        except TimeoutError:
+            sock.send(request.encode())
+            data = sock.recv(65535)
+        except (TimeoutError, ConnectionRefusedError):
             return None
     return data.decode("utf-8", "replace").split("\r\n", 1)[0]
 
@@ -72,19 +79,98 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def wait_until(check, process: subprocess.Popen, log: Path, what: str) -> None:
-    """Poll `check` until it is true; fail with the process log if it dies or times out."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{what}: exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not ready after {START_TIMEOUT} s:\n{log.read_text()}")
+@dataclass
+class Child:
+    """A process a test started, its output going to a log file."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_until(self, check: Callable[[], bool], what: str) -> None:
+        """Poll `check` until it is true; fail with the log if the process dies or times out."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"{what}: exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if check():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"{what}: not ready after {START_TIMEOUT} s:\n{self.output()}")
+
+    def stop(self, sig: int, timeout: float) -> int | None:
+        """Send `sig` and wait; kill and return None if it did not exit in time."""
+        return stop(self.process, sig, timeout)
+
+    def kill(self) -> None:
+        """Kill it (and its process group, when it leads one) if it still runs."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(self.process.pid) == self.process.pid:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:
+                    self.process.kill()
+            self.process.wait()
+
+
+def start_child(
+    command: list[str], env: dict[str, str], log: Path, *, new_session: bool = False
+) -> Child:
+    """Start `command` in the repository with its output to `log`."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+        )
+    return Child(process, log)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Child]]:
+    """start_child for one test: whatever still runs at its end is killed."""
+    children: list[Child] = []
+
+    def start(command: list[str], env: dict[str, str], log: Path, **options: bool) -> Child:
+        child = start_child(command, env, log, **options)
+        children.append(child)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            child.kill()
+
+
+SERVE = [sys.executable, "manage.py", "serve"]
+
+
+def celery_worker(queue: str, *options: str) -> list[str]:
+    """The command line of a solo-pool Celery worker consuming `queue`."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "operator_panel",
+        "worker",
+        "-Q",
+        queue,
+        "--pool",
+        "solo",
+        "--without-gossip",
+        "--without-mingle",
+        *options,
+    ]
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
@@ -131,59 +217,47 @@ def stop(process: subprocess.Popen, sig: int, timeout: float) -> int | None:
 # --- The embedded default: manage.py serve -------------------------------------------------
 
 
-def test_serve_answers_http_and_sip_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+def test_serve_answers_http_and_sip_and_stops_cleanly_on_sigint(
+    tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
     env = base_env(tmp_path)
     env["CENTRALINO_HTTP_PORT"] = str(free_udp_port())
     sip_port, http_port = int(env["CENTRALINO_SIP_PORT"]), int(env["CENTRALINO_HTTP_PORT"])
     manage(env, "migrate", "--noinput")
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    serve = spawn(SERVE, env, tmp_path / "serve.log")
     try:
-        wait_until(lambda: http_get(http_port, "/")[0] == 200, process, log, "serve (HTTP)")
-        wait_until(lambda: sip_options(sip_port) is not None, process, log, "serve (SIP)")
+        serve.wait_until(lambda: http_get(http_port, "/")[0] == 200, "serve (HTTP)")
+        serve.wait_until(lambda: sip_options(sip_port) is not None, "serve (SIP)")
 
         assert (sip_options(sip_port) or "").startswith("SIP/2.0 ")
         status, body = http_get(http_port, "/healthz")
         assert status == 200, body
         assert b'"database": "ok"' in body and b'"running": true' in body
         assert http_get(http_port, "/static/admin/css/base.css")[0] == 200
-        assert f"Web http://{HOST}:{http_port}" in log.read_text()
-        assert f"SIP udp+tcp {HOST}:{sip_port}" in log.read_text()
+        assert f"Web http://{HOST}:{http_port}" in serve.output()
+        assert f"SIP udp+tcp {HOST}:{sip_port}" in serve.output()
     finally:
-        code = stop(process, signal.SIGINT, timeout=10)
+        code = serve.stop(signal.SIGINT, timeout=10)
 
-    assert code == 0, log.read_text()
+    assert code == 0, serve.output()
     assert sip_options(sip_port, timeout=0.3) is None
 
 
-def test_serve_without_the_engine_serves_the_web_only(tmp_path: Path) -> None:
+def test_serve_without_the_engine_serves_the_web_only(
+    tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
     env = base_env(tmp_path)
     env.update(CENTRALINO_HTTP_PORT=str(free_udp_port()), CENTRALINO_ENGINE="off")
     http_port = int(env["CENTRALINO_HTTP_PORT"])
     manage(env, "migrate", "--noinput")
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    serve = spawn(SERVE, env, tmp_path / "serve.log")
     try:
-        wait_until(lambda: http_get(http_port, "/")[0] == 200, process, log, "serve (HTTP)")
+        serve.wait_until(lambda: http_get(http_port, "/")[0] == 200, "serve (HTTP)")
         assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.3) is None
-        assert "SIP off" in log.read_text()
+        assert "SIP off" in serve.output()
     finally:
-        code = stop(process, signal.SIGINT, timeout=10)
-    assert code == 0, log.read_text()
+        code = serve.stop(signal.SIGINT, timeout=10)
+    assert code == 0, serve.output()
 
 
 # --- The distributed mode: the telephony worker ---------------------------------------------
@@ -223,8 +297,7 @@ class TelephonyWorker:
     node: str
     sip_port: int
     env: dict[str, str]
-    process: subprocess.Popen
-    log: Path
+    child: Child
 
     @property
     def queue(self) -> str:
@@ -247,37 +320,17 @@ def telephony_worker(
     env = base_env(tmp_path)
     env.update(DATABASE_URL=postgres_url, REDIS_URL=redis_url, CENTRALINO_NODE=node)
     manage(env, "migrate", "--noinput")
-    log = tmp_path / "worker.log"
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "operator_panel",
-        "worker",
-        "-Q",
-        f"telephony.{node}",
-        "--pool",
-        "solo",
-        "-n",
-        f"{node}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        "INFO",
-    ]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    worker = TelephonyWorker(node, int(env["CENTRALINO_SIP_PORT"]), env, process, log)
+    command = celery_worker(
+        f"telephony.{node}", "-n", f"{node}@%h", "--without-heartbeat", "--loglevel", "INFO"
+    )
+    child = start_child(command, env, tmp_path / "worker.log")
+    worker = TelephonyWorker(node, int(env["CENTRALINO_SIP_PORT"]), env, child)
     try:
-        wait_until(
-            lambda: sip_options(worker.sip_port) is not None, process, log, "telephony worker (SIP)"
-        )
+        child.wait_until(lambda: sip_options(worker.sip_port) is not None, "telephony worker (SIP)")
         yield worker
     finally:
-        if process.poll() is None:
-            stop(process, signal.SIGTERM, timeout=20)
+        if child.process.poll() is None:
+            child.stop(signal.SIGTERM, timeout=20)
 
 
 def test_the_telephony_worker_answers_sip_options(telephony_worker: TelephonyWorker) -> None:
@@ -295,9 +348,11 @@ def test_engine_status_runs_on_the_telephony_queue(telephony_worker: TelephonyWo
     assert status["sip_port"] == telephony_worker.sip_port
 
 
-def test_a_call_completes_through_the_telephony_worker(telephony_worker: TelephonyWorker) -> None:
+def test_a_call_completes_through_the_telephony_worker(
+    telephony_worker: TelephonyWorker, make_baresip: Callable[..., Baresip]
+) -> None:
     from tests.integration.peers.audio import assert_tone
-    from tests.integration.peers.baresip import Baresip, baresip_binary
+    from tests.integration.peers.baresip import baresip_binary
 
     if baresip_binary() is None:
         skip_loudly("baresip (baresip-core) is not installed: no call through the worker")
@@ -307,74 +362,48 @@ def test_a_call_completes_through_the_telephony_worker(telephony_worker: Telepho
         env, "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "worker-secret-202"
     )
     registrar = f"{HOST}:{telephony_worker.sip_port}"
-    with (
-        Baresip("201", password="worker-secret-201", registrar=registrar, tone_hz=440) as caller,
-        Baresip("202", password="worker-secret-202", registrar=registrar, tone_hz=1000) as callee,
-    ):
-        caller.wait_registered()
-        callee.wait_registered()
-        caller.dial(f"sip:202@{registrar}")
-        callee.wait_established()
-        time.sleep(2.0)
-        caller.hangup()
-        callee.wait_closed()
-        assert_tone(callee.received_audio()[-12000:-4000], 440)
-        assert_tone(caller.received_audio()[-12000:-4000], 1000)
+    caller = make_baresip("201", password="worker-secret-201", registrar=registrar, tone_hz=440)
+    callee = make_baresip("202", password="worker-secret-202", registrar=registrar, tone_hz=1000)
+    caller.wait_registered()
+    callee.wait_registered()
+    caller.dial(f"sip:202@{registrar}")
+    callee.wait_established()
+    callee.wait_hearing(440)
+    caller.wait_hearing(1000)
+    caller.hangup()
+    callee.wait_closed()
+    assert_tone(callee.received_audio()[-12000:-4000], 440)
+    assert_tone(caller.received_audio()[-12000:-4000], 1000)
 
 
 def test_an_ordinary_worker_does_not_start_an_engine(
-    postgres_url: str, redis_url: str, tmp_path: Path
+    postgres_url: str, redis_url: str, tmp_path: Path, spawn: Callable[..., Child]
 ) -> None:
     env = base_env(tmp_path)
     env.update(DATABASE_URL=postgres_url, REDIS_URL=redis_url)
     queue = f"jobs{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "operator_panel",
-                "worker",
-                "-Q",
-                queue,
-                "--pool",
-                "solo",
-                "-n",
-                f"{queue}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    command = celery_worker(queue, "-n", f"{queue}@%h", "--without-heartbeat", "--loglevel", "INFO")
+    worker = spawn(command, env, tmp_path / "worker.log")
     try:
-        wait_until(lambda: "ready." in log.read_text(), process, log, "ordinary worker")
+        worker.wait_until(lambda: "ready." in worker.output(), "ordinary worker")
         assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.5) is None
     finally:
-        code = stop(process, signal.SIGTERM, timeout=20)
-    assert code == 0, log.read_text()
+        code = worker.stop(signal.SIGTERM, timeout=20)
+    assert code == 0, worker.output()
 
 
 def test_the_telephony_worker_stops_the_engine_on_sigterm(
     telephony_worker: TelephonyWorker,
 ) -> None:
     # Runs last in this module: it stops the shared worker.
-    code = stop(telephony_worker.process, signal.SIGTERM, timeout=20)
+    code = telephony_worker.child.stop(signal.SIGTERM, timeout=20)
 
-    assert code == 0, telephony_worker.log.read_text()
+    assert code == 0, telephony_worker.child.output()
     assert sip_options(telephony_worker.sip_port, timeout=0.3) is None
 
 
 def test_the_procfile_starts_every_process_and_stops_on_sigterm(
-    postgres_url: str, redis_url: str, tmp_path: Path
+    postgres_url: str, redis_url: str, tmp_path: Path, spawn: Callable[..., Child]
 ) -> None:
     """`honcho start`: the web on Daphne without an engine, the telephony worker, jobs, beat."""
     honcho = Path(sys.executable).with_name("honcho")
@@ -391,26 +420,17 @@ def test_the_procfile_starts_every_process_and_stops_on_sigterm(
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     )
     manage(env, "migrate", "--noinput")
-    log = tmp_path / "honcho.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(honcho), "start"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    honcho_start = spawn([str(honcho), "start"], env, tmp_path / "honcho.log", new_session=True)
     try:
         sip_port = int(env["CENTRALINO_SIP_PORT"])
-        wait_until(lambda: sip_options(sip_port) is not None, process, log, "telephony (SIP)")
-        wait_until(lambda: http_get(http_port, "/healthz")[0] == 200, process, log, "web")
-        started = log.read_text()
+        honcho_start.wait_until(lambda: sip_options(sip_port) is not None, "telephony (SIP)")
+        honcho_start.wait_until(lambda: http_get(http_port, "/healthz")[0] == 200, "web")
+        started = honcho_start.output()
         for name in ("web", "telephony", "worker", "beat"):
             assert f"{name}.1 started" in started, started
     finally:
-        returncode = stop(process, signal.SIGTERM, timeout=30)
-    assert returncode is not None, f"honcho did not stop:\n{log.read_text()}"
+        returncode = honcho_start.stop(signal.SIGTERM, timeout=30)
+    assert returncode is not None, f"honcho did not stop:\n{honcho_start.output()}"
     assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.5) is None
 
 
@@ -426,20 +446,7 @@ def test_a_telephony_worker_whose_engine_cannot_start_exits(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.bind((HOST, int(env["CENTRALINO_SIP_PORT"])))
         process = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "operator_panel",
-                "worker",
-                "-Q",
-                "telephony.taken",
-                "--pool",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker("telephony.taken"),
             cwd=ROOT,
             env=env,
             capture_output=True,

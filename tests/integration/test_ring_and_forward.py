@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.integration.engine_fixture import Pbx, start_pbx, stop_pbx
+from tests.integration.engine_fixture import Pbx
 from tests.integration.peers.sipp import SippResult, sipp_binary, sipp_uas
 
 pytestmark = [
@@ -17,27 +18,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def server():
-    pbx = start_pbx()
-    pbx.add_extension("201")
-    try:
-        yield pbx
-    finally:
-        stop_pbx(pbx)
+def server(make_pbx: Callable[..., Pbx]) -> Pbx:
+    """An engine with only the caller's extension, 201: each test provisions the rest."""
+    return make_pbx(extensions=("201",))
 
 
 def _call(pbx: Pbx, number: str, scenario: str = "uac_call", **options: Any) -> SippResult:
     return pbx.dial(number, scenario, duration_ms=300, **options)
-
-
-def _last_record(pbx: Pbx) -> dict[str, object]:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        records = list(pbx.recorder.records.values())
-        if records and records[-1]["disposition"] != "in_progress":
-            return records[-1]
-        time.sleep(0.05)
-    raise AssertionError(pbx.recorder.records)
 
 
 def test_ring_all_answers_on_one_device_and_cancels_the_other(server: Pbx) -> None:
@@ -49,12 +36,9 @@ def test_ring_all_answers_on_one_device_and_cancels_the_other(server: Pbx) -> No
         assert result.ok, result.explain()
         assert app.wait(10).ok
         assert desk.wait(10).ok, "the desk phone that kept ringing got no CANCEL"
-    assert _last_record(server)["answered_by"] == "202-app"
-
-    async def leftovers() -> tuple[int, int]:
-        return len(server.engine.calls.leg_call), server.engine.media.in_use
-
-    assert server.run(leftovers()) == (0, 0)  # the cancelled device left nothing behind
+    assert server.wait_record()["answered_by"] == "202-app"
+    left = server.leftovers()
+    assert (left["legs"], left["rtp_ports"]) == (0, 0), left  # the cancelled device: nothing
 
 
 def test_ring_in_order_moves_to_the_next_device_when_the_first_does_not_answer(server: Pbx) -> None:
@@ -70,7 +54,7 @@ def test_ring_in_order_moves_to_the_next_device_when_the_first_does_not_answer(s
         assert desk.wait(10).ok
         assert app.wait(10).ok
         assert time.monotonic() - started >= 4.5  # the desk phone had its 5 s first
-    assert _last_record(server)["answered_by"] == "202-app"
+    assert server.wait_record()["answered_by"] == "202-app"
 
 
 def test_do_not_disturb_sends_the_caller_to_the_voicemail_hook(server: Pbx) -> None:
@@ -79,7 +63,7 @@ def test_do_not_disturb_sends_the_caller_to_the_voicemail_hook(server: Pbx) -> N
         server.bind("202", phone.address)
         result = _call(server, "202", scenario="uac_expect_480")
         assert result.ok, result.explain()
-    assert _last_record(server)["disposition"] == "no_answer"
+    server.wait_record(disposition="no_answer")
 
 
 def test_forward_always_rings_the_target_instead(server: Pbx) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.integration.engine_fixture import Pbx
@@ -15,25 +13,6 @@ pytestmark = [
 ]
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def _only_record(pbx: Pbx) -> dict[str, object]:
-    _wait_for(
-        lambda: (
-            len(pbx.recorder.records) == 1
-            and next(iter(pbx.recorder.records.values()))["disposition"] != "in_progress"
-        )
-    )
-    return next(iter(pbx.recorder.records.values()))
-
-
 def test_an_extension_calls_another_by_short_number(pbx: Pbx) -> None:
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
@@ -43,8 +22,7 @@ def test_an_extension_calls_another_by_short_number(pbx: Pbx) -> None:
         )
         assert result.ok, result.explain()
         assert callee.wait(10).ok
-    record = _only_record(pbx)
-    assert record["disposition"] == "answered"
+    record = pbx.wait_record(disposition="answered")
     assert (record["caller"], record["callee"]) == ("201", "202")
 
 
@@ -58,7 +36,7 @@ def test_a_caller_who_hangs_up_while_it_rings_cancels_the_callee(pbx: Pbx) -> No
         )
         assert result.ok, result.explain()
         assert callee.wait(10).ok, "the callee's phone did not see the CANCEL"
-    assert _only_record(pbx)["disposition"] == "cancelled"
+    pbx.wait_record(disposition="cancelled")
 
 
 def test_a_busy_callee_gives_the_caller_486(pbx: Pbx) -> None:
@@ -66,7 +44,7 @@ def test_a_busy_callee_gives_the_caller_486(pbx: Pbx) -> None:
         pbx.bind("202", callee.address)
         result = pbx.dial("202", "uac_expect_486")
         assert result.ok, result.explain()
-    assert _only_record(pbx)["disposition"] == "busy"
+    pbx.wait_record(disposition="busy")
 
 
 def test_an_unknown_number_gets_404(pbx: Pbx) -> None:
@@ -114,4 +92,4 @@ def test_a_phone_that_answers_as_the_caller_gives_up_is_acked_and_hung_up(pbx: P
         assert answered.ok, (
             "no ACK and BYE for the 200 that crossed the CANCEL\n" + answered.explain()
         )
-    assert _only_record(pbx)["disposition"] == "cancelled"
+    pbx.wait_record(disposition="cancelled")

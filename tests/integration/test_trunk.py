@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.integration.engine_fixture import Pbx
@@ -49,8 +47,7 @@ def test_a_call_from_the_trunk_to_a_company_number_reaches_its_extension(pbx: Pb
         answered = phone.wait(10)
     assert answered.ok, answered.explain()
     assert "From: <sip:3471234567@" in answered.messages
-    time.sleep(0.2)
-    record = next(iter(pbx.recorder.records.values()))
+    record = pbx.wait_record()
     assert (record["direction"], record["caller"], record["callee"]) == (
         "inbound",
         "3471234567",
@@ -76,22 +73,14 @@ def test_the_trunk_registers_to_the_carrier_answering_its_challenge(pbx: Pbx) ->
         registered = carrier.wait(10)
     assert registered.ok, registered.explain()
     assert 'Authorization: Digest username="alice"' in registered.messages
-
-    async def states() -> dict[str, str]:
-        return pbx.engine.status()["trunks"]
-
-    assert pbx.run(states()) == {"carrier": "registered"}
+    assert pbx.wait_trunk_states() == {"carrier": "registered"}
 
 
 def test_a_trunk_with_the_wrong_password_is_reported_failed(pbx: Pbx) -> None:
     with sipp_uas("uas_registrar") as carrier:
         pbx.add_trunk(carrier.port, username="alice", password="wrong", register=True)
         carrier.wait(10)
-
-    async def states() -> dict[str, str]:
-        return pbx.engine.status()["trunks"]
-
-    assert pbx.run(states()) == {"carrier": "failed"}
+    assert pbx.wait_trunk_states() == {"carrier": "failed"}
 
 
 def test_an_offer_without_a_connection_line_is_refused_and_holds_nothing(pbx: Pbx) -> None:
@@ -117,8 +106,5 @@ def test_an_offer_without_a_connection_line_is_refused_and_holds_nothing(pbx: Pb
             data, _ = carrier.recvfrom(65535)
             statuses.append(int(data[8:11]))
     assert statuses[-1] == 488
-
-    async def held() -> tuple[int, int]:
-        return pbx.engine.media.in_use, len(pbx.engine.calls.calls)
-
-    assert pbx.run(held()) == (0, 0)
+    left = pbx.leftovers()
+    assert (left["rtp_ports"], left["calls"]) == (0, 0), left

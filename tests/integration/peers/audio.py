@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,17 @@ import numpy.typing as npt
 from pbx.media.tone import dominant_frequency as _dominant_frequency
 from pbx.media.tone import rms, sine
 
+from .waiting import wait_for
+
 __all__ = [
     "assert_tone",
     "dominant_frequency",
     "read_wav",
     "rms",
     "sine",
+    "tone_problem",
     "trim_silence",
+    "wait_tone",
     "write_tone_wav",
     "write_wav",
 ]
@@ -91,6 +96,29 @@ def trim_silence(samples: npt.ArrayLike, threshold: float = 300.0) -> np.ndarray
     return data[loud[0] : loud[-1] + 1]
 
 
+def tone_problem(
+    samples: npt.ArrayLike,
+    freq: float,
+    *,
+    rate: int = RATE,
+    tolerance: float = 10.0,
+    min_rms: float = 500.0,
+    min_seconds: float = 0.5,
+) -> str | None:
+    """Why the samples do not carry a tone of freq Hz, loud and long enough; None if they do."""
+    data = trim_silence(samples)
+    seconds = data.size / rate
+    if seconds < min_seconds:
+        return f"only {seconds:.2f} s of audio (want {min_seconds} s)"
+    level = rms(data)
+    if level < min_rms:
+        return f"audio too quiet: rms {level:.0f} < {min_rms}"
+    got = dominant_frequency(data, rate)
+    if abs(got - freq) > tolerance:
+        return f"dominant frequency {got:.1f} Hz, want {freq} Hz"
+    return None
+
+
 def assert_tone(
     samples: npt.ArrayLike,
     freq: float,
@@ -101,10 +129,39 @@ def assert_tone(
     min_seconds: float = 0.5,
 ) -> None:
     """Assert the samples carry a tone of freq Hz, loud enough and long enough."""
-    data = trim_silence(samples)
-    seconds = data.size / rate
-    assert seconds >= min_seconds, f"only {seconds:.2f} s of audio (want {min_seconds} s)"
-    level = rms(data)
-    assert level >= min_rms, f"audio too quiet: rms {level:.0f} < {min_rms}"
-    got = dominant_frequency(data, rate)
-    assert abs(got - freq) <= tolerance, f"dominant frequency {got:.1f} Hz, want {freq} Hz"
+    problem = tone_problem(
+        samples, freq, rate=rate, tolerance=tolerance, min_rms=min_rms, min_seconds=min_seconds
+    )
+    assert problem is None, problem
+
+
+def wait_tone(
+    received: Callable[[], np.ndarray],
+    freq: float,
+    *,
+    seconds: float,
+    who: str,
+    since: int = 0,
+    timeout: float = 10.0,
+    tolerance: float = 5.0,
+) -> None:
+    """Wait until the last `seconds` of what received() returns carry a tone of freq Hz.
+
+    `received` is a phone's recording so far, read again at each look; only what it heard
+    from sample `since` on counts (what came before, music on hold say, may be anything).
+    """
+    window = int(seconds * RATE)
+
+    def problem() -> str | None:
+        audio = received()
+        if audio.size - since < window:
+            return f"only {max(0, audio.size - since) / RATE:.2f} s heard"
+        return tone_problem(audio[-window:], freq, tolerance=tolerance, min_seconds=seconds * 0.9)
+
+    wait_for(
+        lambda: problem() is None,
+        timeout,
+        what=f"{who} to hear {freq:g} Hz for {seconds:g} s",
+        seen=problem,
+        interval=0.05,
+    )

@@ -19,13 +19,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio import read_wav, write_tone_wav, write_wav
+from .audio import read_wav, wait_tone, write_tone_wav, write_wav
 from .ports import HOST, free_port_range
+from .waiting import wait_for
 
 SOURCE_SECONDS = 180  # aufile ends the call when the WAV runs out: outlast any test
 
@@ -219,6 +221,17 @@ class Baresip:
         else:
             shutil.rmtree(self.home, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """A power cut for the with-block: the process is stopped, it sends nothing, not even BYE."""
+        if self._proc is None:
+            raise BaresipError("not started")
+        os.kill(self._proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self._proc.pid, signal.SIGCONT)
+
     def __enter__(self) -> Baresip:
         try:
             return self.start()
@@ -396,3 +409,24 @@ class Baresip:
             return np.zeros(0, np.int16)
         samples, _rate = read_wav(files[index])
         return samples
+
+    def wait_hearing(
+        self, freq: float, seconds: float = 1.5, *, since: int = 0, timeout: float = 10.0
+    ) -> None:
+        """Wait until the last `seconds` it heard in this call carry a tone of freq Hz.
+
+        Only audio from sample `since` of received_audio() on counts.
+        """
+        wait_tone(
+            self.received_audio, freq, seconds=seconds, who=self.name, since=since, timeout=timeout
+        )
+
+    def wait_received(self, samples: int, timeout: float = 10.0) -> None:
+        """Wait until the recording of this call holds `samples` samples (8 kHz)."""
+        wait_for(
+            lambda: self.received_audio().size >= samples,
+            timeout,
+            what=f"{self.name} to have heard {samples / 8000:.2f} s",
+            seen=lambda: f"{self.received_audio().size / 8000:.2f} s",
+            interval=0.05,
+        )

@@ -9,18 +9,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .audio import read_wav, write_tone_wav
+from .audio import read_wav, wait_tone, write_tone_wav
 from .ports import HOST, free_port_range, free_udp_port
+from .waiting import wait_for
 
+WAV_HEADER = 44
 LOCK_PATH = Path(f"/tmp/linphonec-{os.getuid()}.centralino.lock")
 
 
@@ -157,12 +161,11 @@ class Linphone:
             args.insert(1, "-a")
         out = self.sh(*args, timeout=15)
         self._started = True
-        for _ in range(50):
-            if "registered" in self.sh("status", "register"):
-                break
-            time.sleep(0.1)
-        else:
-            raise LinphoneError(f"linphonec did not start: {out}\n{self.log()[-3000:]}")
+        deadline = time.monotonic() + 5.0
+        while "registered" not in self.sh("status", "register"):  # the daemon answers
+            if time.monotonic() > deadline:
+                raise LinphoneError(f"linphonec did not start: {out}\n{self.log()[-3000:]}")
+            time.sleep(0.05)
         self.generic("soundcard use files")
         self.play(self.tone)
         self.record(self.record_path)
@@ -233,7 +236,7 @@ class Linphone:
         while time.monotonic() < deadline:
             if self.is_registered():
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise LinphoneError(f"not registered: {self.sh('status', 'register')}")
 
     def dial(self, uri: str) -> str:
@@ -258,6 +261,40 @@ class Linphone:
         """The `calls` listing."""
         return self.generic("calls")
 
+    def call_states(self) -> dict[int, str]:
+        """{call id: state} from the `calls` listing ("StreamsRunning", "Paused", ...)."""
+        rows = re.findall(r"^\s*(\d+)\s*\|[^|]*\|\s*(\w+)", self.calls(), re.MULTILINE)
+        return {int(call_id): state for call_id, state in rows}
+
+    def wait_call_states(
+        self, check: Callable[[dict[int, str]], bool], what: str, timeout: float = 10.0
+    ) -> dict[int, str]:
+        """Wait until check(call_states()) holds; return the states then."""
+        states: dict[int, str] = {}
+
+        def look() -> bool:
+            nonlocal states
+            states = self.call_states()
+            return check(states)
+
+        wait_for(look, timeout, what=f"linphone {what}", seen=lambda: states, interval=0.05)
+        return states
+
+    def wait_no_call(self, timeout: float = 10.0) -> None:
+        """Wait until its last call is over (its recording is closed then)."""
+        self.wait_call_states(lambda states: not states, "with no call left", timeout)
+
+    def wait_hearing(
+        self, freq: float, seconds: float = 1.5, *, since: int = 0, timeout: float = 10.0
+    ) -> None:
+        """Wait until the last `seconds` it recorded carry a tone of freq Hz.
+
+        Only audio from sample `since` of received_audio() on counts.
+        """
+        wait_tone(
+            self.received_audio, freq, seconds=seconds, who="linphone", since=since, timeout=timeout
+        )
+
     def in_call(self) -> bool:
         """Whether a call is running (StreamsRunning)."""
         return "StreamsRunning" in self.calls()
@@ -268,7 +305,7 @@ class Linphone:
         while time.monotonic() < deadline:
             if self.in_call():
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise LinphoneError(f"no call running: {self.calls()}")
 
     def terminate(self) -> str:
@@ -283,5 +320,11 @@ class Linphone:
         """What calls brought in (the record file; all calls appended) as int16 samples."""
         if not self.record_path.exists():
             return np.zeros(0, np.int16)
+        blob = self.record_path.read_bytes()
+        if blob[:4] != b"RIFF":
+            # Still recording: linphonec writes the 44-byte header when the call ends; the
+            # samples (16-bit, 8 kHz with PCMU/PCMA) follow it, flushed every 4 kB.
+            pcm = blob[WAV_HEADER:]
+            return np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.int16)
         samples, _rate = read_wav(self.record_path)
         return samples

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .audio import wait_tone
 from .ports import HOST, free_port_range, free_udp_port
 
 FRAME = 160  # 20 ms at 8 kHz
@@ -203,6 +204,17 @@ class PyVoIPPhone:
             if not self._received:
                 return np.zeros(0, np.int16)
             return np.concatenate(self._received)
+
+    def wait_hearing(
+        self, freq: float, seconds: float = 1.5, *, since: int = 0, timeout: float = 10.0
+    ) -> None:
+        """Wait until the last `seconds` it heard carry a tone of freq Hz.
+
+        Only audio from sample `since` of received_audio() on counts.
+        """
+        wait_tone(
+            self.received_audio, freq, seconds=seconds, who="pyVoIP", since=since, timeout=timeout
+        )
 
     def wait_ended(self, timeout: float = 10.0) -> None:
         """Wait until the current call has ended (the peer hung up)."""
