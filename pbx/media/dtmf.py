@@ -2,7 +2,8 @@
 
 One key press is one event: every packet of it carries the same RTP timestamp (the event's
 start), a growing duration, and the last packet has the E bit and is sent three times. The
-receiver therefore keys events by timestamp and reports each digit once.
+receiver therefore keys events by timestamp and reports each key press once, as a
+``DigitReceived`` with how long the key was held.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pbx.media.rtp import RtpError, RtpPacket
 
 __all__ = [
     "DIGITS",
+    "DigitReceived",
     "DtmfError",
     "DtmfReceiver",
     "DtmfSender",
@@ -67,49 +69,100 @@ class TelephoneEvent:
         return DIGITS[self.event] if self.event < len(DIGITS) else None
 
 
-class DtmfReceiver:
-    """Turns a stream of telephone-event packets into digits, each reported once."""
+@dataclass(frozen=True, slots=True)
+class DigitReceived:
+    """One key press, reported once, for IVR menus, voicemail and feature codes.
 
-    def __init__(self) -> None:
+    ``duration_ms`` is how long the key was held according to the sender (the event's duration
+    field, not our clock, so network jitter does not change it). ``ended`` is False when no
+    end packet came (all three lost): the digit was reported when the next event started, or
+    on ``flush``, and its duration is the last one seen, a lower bound.
+    """
+
+    digit: str
+    duration_ms: int
+    ended: bool = True
+
+
+_NO_DIGITS: tuple[DigitReceived, ...] = ()
+_SEGMENT = 0xFFFF  # the largest duration a packet can carry (RFC 4733 2.5.1.3)
+
+
+class DtmfReceiver:
+    """Turns a stream of telephone-event packets into key presses, each reported once.
+
+    Args:
+        rate: the telephone-event clock rate from the SDP (8000 unless negotiated otherwise).
+    """
+
+    def __init__(self, rate: int = 8000) -> None:
+        self.rate = rate
         self._timestamp: int | None = None  # timestamp of the event being received
+        self._event = -1
         self._digit: str | None = None
+        self._duration = 0  # the largest duration seen for the current segment
+        self._earlier = 0  # durations of the earlier segments of a very long key press
         self._reported = True
 
-    def receive_payload(self, timestamp: int, payload: bytes) -> str:
-        """Take one event packet's RTP timestamp and payload; return the digits now complete.
+    def receive_payload(self, timestamp: int, payload: bytes) -> tuple[DigitReceived, ...]:
+        """Take one event packet's RTP timestamp and payload; return the key presses now over.
 
-        A digit is reported on the first packet with the E bit. When its end packets were
-        all lost, it is reported as soon as the next event starts.
+        A key press is reported on the first packet with the E bit. When its end packets were
+        all lost, it is reported as soon as the next event starts. A press longer than a
+        packet's duration field can say (8 s at 8 kHz) arrives as segments, each starting where
+        the previous one stopped; they are added up into one press.
         """
         try:
             event = TelephoneEvent.parse(payload)
         except DtmfError:
-            return ""
-        digits = ""
+            return _NO_DIGITS
+        done = _NO_DIGITS
         if timestamp != self._timestamp:
-            if not self._reported and self._digit is not None:
-                digits += self._digit
-            self._timestamp, self._digit, self._reported = timestamp, event.digit, False
+            if self._continues(timestamp, event.event):
+                self._earlier += self._duration
+            else:
+                done = self.flush()
+                self._earlier = 0
+            self._timestamp, self._event, self._digit = timestamp, event.event, event.digit
+            self._duration, self._reported = 0, False
+        if event.duration > self._duration:
+            self._duration = event.duration
         if event.end and not self._reported:
             self._reported = True
             if self._digit is not None:
-                digits += self._digit
-        return digits
+                done += (self._press(ended=True),)
+        return done
 
-    def receive(self, data: bytes) -> str:
-        """Take a whole RTP packet that carries a telephone-event; return completed digits."""
+    def receive(self, data: bytes) -> tuple[DigitReceived, ...]:
+        """Take a whole RTP packet that carries a telephone-event; return finished presses."""
         try:
             packet = RtpPacket.parse(data)
         except RtpError:
-            return ""
+            return _NO_DIGITS
         return self.receive_payload(packet.timestamp, packet.payload)
 
-    def flush(self) -> str:
+    def flush(self) -> tuple[DigitReceived, ...]:
         """Report an event whose end never came (call this when the stream stops)."""
         if self._reported or self._digit is None:
-            return ""
+            return _NO_DIGITS
         self._reported = True
-        return self._digit
+        return (self._press(ended=False),)
+
+    def _continues(self, timestamp: int, event: int) -> bool:
+        """Whether a new timestamp is the next segment of a key press still held."""
+        previous = self._timestamp
+        return (
+            previous is not None
+            and not self._reported
+            and event == self._event
+            and self._duration == _SEGMENT
+            and timestamp == (previous + _SEGMENT) & 0xFFFFFFFF
+        )
+
+    def _press(self, *, ended: bool) -> DigitReceived:
+        assert self._digit is not None
+        duration_ms = round((self._earlier + self._duration) * 1000 / self.rate)
+        return DigitReceived(self._digit, duration_ms, ended)
 
 
 class DtmfSender:

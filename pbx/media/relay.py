@@ -15,35 +15,62 @@ announcements). This module decides everything else:
   number, a timestamp advanced by the time that passed, and the marker bit. From then on that
   source's packets are rewritten by constant offsets. A leg that never switched is forwarded
   untouched: the cheapest path and the most transparent one.
+- Fan-out: a leg may be heard by several legs (its call partner, a supervisor listening in),
+  each with its own codec and its own continuous stream; and ``taps`` see the audio a leg
+  receives whatever it is connected to (a recorder, ``pbx.media.recorder``).
 - Codecs: same codec -> forward; µ-law <-> A-law -> translate the payload through the G.711
-  tables and rewrite the payload type. Telephone-events go out with the other leg's
-  telephone-event payload type, or are dropped when it has none; they are also decoded into
-  ``MediaLeg.digits`` whatever the leg is connected to, for IVR and voicemail.
+  tables and rewrite the payload type. Telephone-events go out with each listener's
+  telephone-event payload type, or are dropped for a listener without one; whatever the leg is
+  connected to, each key press also comes out of ``process`` once, as a ``DigitReceived``
+  event, for IVR and voicemail.
 - Dropped, and counted: RTCP (the relay rewrites SSRCs, sequence numbers and timestamps, so
   reports forwarded as they are would describe streams the far end never saw; phones work
   without them), comfort noise and any payload type not negotiated, and malformed packets.
 
 The hot path reads two header bytes and compares integers; only re-anchored or transcoded
-packets are copied, and none is fully parsed.
+packets are copied, and none is fully parsed. What ``process`` returns is shaped for it: the
+usual case (one listener, no tap, no digit) is a lone ``Transmit`` tuple, the one allocation
+per packet the relay always made; only fan-out and key presses pay for a list.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+from typing import Protocol, TypeAlias
 
-from pbx.media.dtmf import DtmfReceiver
+from pbx.media.dtmf import DigitReceived, DtmfReceiver
 from pbx.media.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW
 from pbx.media.player import STATIC_PAYLOAD_TYPES, Player
 from pbx.media.rtp import RtpError, payload_bounds
 
-__all__ = ["Addr", "Feed", "MediaLeg", "RelayCore"]
+__all__ = [
+    "Addr",
+    "AudioTap",
+    "DigitReceived",
+    "Feed",
+    "MediaLeg",
+    "Output",
+    "RelayCore",
+    "Transmit",
+]
 
-Addr = tuple[str, int]
+Addr: TypeAlias = tuple[str, int]
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _TRANSCODE = {("PCMU", "PCMA"): ULAW_TO_ALAW, ("PCMA", "PCMU"): ALAW_TO_ULAW}
 _MIN_STEP = 160  # samples: when sources overlap in time, still leave one 20 ms frame
+
+
+class AudioTap(Protocol):
+    """Sees the audio a leg receives (e.g. a recorder), whatever the leg is connected to."""
+
+    def receive_audio(self, packet: bytes, codec: str, now: float) -> None:
+        """Take one accepted RTP packet of the leg's codec, as received (not parsed).
+
+        Called from inside ``RelayCore.process``, so it must be quick and must not raise on a
+        remote's junk: the packet is only known to have a version-2 header and the payload type.
+        """
 
 
 class Feed(enum.Enum):
@@ -88,19 +115,19 @@ class MediaLeg:
         """RTCP packets received (and dropped)."""
         self.dropped = 0
         """Malformed packets and payload types that were not negotiated."""
-        self.digits = ""
-        """DTMF digits received and not yet taken (see ``take_digits``)."""
         self._dtmf = DtmfReceiver()
 
-        # What this leg hears.
+        # What this leg hears, and how its source's audio is converted for it.
         self.feed = Feed.SILENT
         self.source: MediaLeg | None = None
         self.player: Player | None = None
-        # Where this leg's incoming audio goes, and how it is converted on the way.
-        self.listener: MediaLeg | None = None
         self._table: bytes | None = None  # G.711 translate table, when the codecs differ
-        self._out_pt = 0  # audio payload type on the listener's side
-        self._out_event_pt: int | None = None
+        # Who hears this leg (changed only through RelayCore). Tuples, replaced rather than
+        # changed, so that a tap or listener that goes away while a packet is being handed out
+        # does not upset the loop.
+        self.listeners: tuple[MediaLeg, ...] = ()
+        self.taps: tuple[AudioTap, ...] = ()
+        self._only: MediaLeg | None = None  # the one listener when there is no tap: hot path
 
         # The outgoing stream's continuity.
         self._last: bytes | None = None  # last packet sent to this leg
@@ -143,12 +170,7 @@ class MediaLeg:
         self.ignored += 1
         return False
 
-    def take_digits(self) -> str:
-        """The DTMF digits received since the last call."""
-        digits, self.digits = self.digits, ""
-        return digits
-
-    def _emit(self, data: bytes | bytearray, now: float) -> tuple[bytes, Addr] | None:
+    def _emit(self, data: bytes | bytearray, now: float) -> Transmit | None:
         """Send a packet down this leg's outgoing stream, keeping the stream continuous."""
         destination = self.destination
         if destination is None:
@@ -175,7 +197,7 @@ class MediaLeg:
             data = bytes(data)
         self._last = data
         self._last_time = now
-        return data, destination
+        return data, destination, self
 
     def _anchor(self, data: bytes | bytearray, now: float) -> None:
         """Work out the offsets that continue the far end's view of the stream with ``data``."""
@@ -205,24 +227,40 @@ class MediaLeg:
         return max(end - start, 1)
 
 
+Transmit: TypeAlias = tuple[bytes, Addr, MediaLeg]
+"""A datagram to send: its bytes, where to, and the leg whose socket it leaves from."""
+Output: TypeAlias = Transmit | DigitReceived
+"""One thing ``RelayCore.process`` asks the engine to do."""
+
+
 class RelayCore:
     """Routes RTP between legs; all state lives on the ``MediaLeg`` objects."""
 
     def connect(self, source: MediaLeg, destination: MediaLeg) -> None:
-        """Let ``destination`` hear ``source`` (one direction; see ``bridge`` for both)."""
+        """Let ``destination`` hear ``source`` (one direction; see ``bridge`` for both).
+
+        ``destination`` stops hearing whatever it heard before; whoever else hears ``source``
+        keeps hearing it.
+        """
         if source is destination:
             raise ValueError("a leg cannot hear itself")
         self._detach(destination)
-        previous = source.listener
-        if previous is not None and previous is not destination:
-            self._detach(previous)  # a leg feeds one listener: the old one goes silent
         destination.feed, destination.source = Feed.LEG, source
         destination._reanchor = True
-        source.listener = destination
-        self._route(source)
+        source.listeners += (destination,)
+        self._route(destination)
+        self._refresh(source)
 
     def bridge(self, a: MediaLeg, b: MediaLeg) -> None:
-        """Let two legs hear each other: the normal state of a call."""
+        """Let two legs hear each other, and only each other: the normal state of a call.
+
+        Other legs that heard ``a`` or ``b`` go silent (a transfer must not leave the old
+        partner listening in); taps stay.
+        """
+        for leg in (a, b):
+            for listener in leg.listeners:
+                if listener is not a and listener is not b:
+                    self._detach(listener)
         self.connect(a, b)
         self.connect(b, a)
 
@@ -240,6 +278,17 @@ class RelayCore:
         """Send nothing to ``leg``."""
         self._detach(leg)
 
+    def add_tap(self, leg: MediaLeg, tap: AudioTap) -> None:
+        """Let ``tap`` see the audio ``leg`` receives from now on."""
+        if tap not in leg.taps:
+            leg.taps += (tap,)
+            self._refresh(leg)
+
+    def remove_tap(self, leg: MediaLeg, tap: AudioTap) -> None:
+        """Stop feeding ``tap`` (nothing happens if it was not there)."""
+        leg.taps = tuple(t for t in leg.taps if t is not tap)
+        self._refresh(leg)
+
     def reconfigure(
         self,
         leg: MediaLeg,
@@ -251,18 +300,20 @@ class RelayCore:
         """Apply a new SDP (re-INVITE) to a leg, keeping its connections."""
         leg.configure(remote, codec, pt, event_pt)
         self._route(leg)
-        if leg.source is not None:
-            self._route(leg.source)
+        for listener in leg.listeners:
+            self._route(listener)
         if leg.player is not None and (leg.player.codec, leg.player.pt) != (leg.codec, leg.pt):
             self._detach(leg)  # the player can no longer feed it; the engine makes a new one
 
     def process(
         self, leg: MediaLeg, data: bytes, src: Addr, now: float
-    ) -> tuple[bytes, Addr] | None:
+    ) -> Transmit | list[Output] | None:
         """Handle a datagram received on ``leg`` from ``src`` at ``now``.
 
         Returns:
-            The packet to send and where to send it (out of the listener's socket), or None.
+            None when there is nothing to do; one ``Transmit`` when there is exactly one
+            datagram to send and nothing else (a call between two legs: the hot path, no list
+            built); otherwise a list of ``Transmit`` (one per listener) and ``DigitReceived``.
         """
         if src != leg.latched and not leg.accept_source(src):
             return None
@@ -271,41 +322,30 @@ class RelayCore:
             return None
         pt = data[1] & 0x7F
         if pt == leg.pt:
-            listener = leg.listener
+            listener = leg._only
             if listener is None:
-                return None
-            table = leg._table
+                return self._fan_out(leg, data, pt, now)
+            table = listener._table
             if table is not None:
-                converted = _transcode(data, table, leg._out_pt)
+                converted = _transcode(data, table, listener.pt)
                 if converted is None:
                     leg.dropped += 1
                     return None
                 return listener._emit(converted, now)
-            if leg._out_pt != pt:
+            if listener.pt != pt:
                 converted = bytearray(data)
-                converted[1] = (converted[1] & 0x80) | leg._out_pt
+                converted[1] = (converted[1] & 0x80) | listener.pt
                 return listener._emit(converted, now)
             return listener._emit(data, now)
         if pt == leg.event_pt:
-            digits = leg._dtmf.receive(data)
-            if digits:
-                leg.digits += digits
-            listener = leg.listener
-            out_pt = leg._out_event_pt
-            if listener is None or out_pt is None:
-                return None
-            if out_pt != pt:
-                converted = bytearray(data)
-                converted[1] = (converted[1] & 0x80) | out_pt
-                return listener._emit(converted, now)
-            return listener._emit(data, now)
+            return self._telephone_event(leg, data, pt, now)
         if 200 <= data[1] <= 204:
             leg.rtcp += 1
         else:
             leg.dropped += 1
         return None
 
-    def player_packet(self, leg: MediaLeg, now: float) -> tuple[bytes, Addr] | None:
+    def player_packet(self, leg: MediaLeg, now: float) -> Transmit | None:
         """The next packet of the player feeding ``leg``, or None (not fed, or finished)."""
         player = leg.player
         if leg.feed is not Feed.PLAYER or player is None:
@@ -318,27 +358,89 @@ class RelayCore:
     def remove(self, leg: MediaLeg) -> None:
         """Take a leg out of the relay (its call leg ended): whoever heard it goes silent."""
         self._detach(leg)
-        if leg.listener is not None:
-            self._detach(leg.listener)
+        for listener in leg.listeners:
+            self._detach(listener)
+        leg.taps = ()
+        self._refresh(leg)
+
+    def _fan_out(
+        self, leg: MediaLeg, data: bytes, pt: int, now: float
+    ) -> Transmit | list[Output] | None:
+        """The audio path for a leg with taps, several listeners, or none."""
+        for tap in leg.taps:
+            tap.receive_audio(data, leg.codec, now)
+        out: list[Output] = []
+        malformed = False
+        for listener in leg.listeners:
+            table = listener._table
+            if table is not None:
+                converted = _transcode(data, table, listener.pt)
+                if converted is None:
+                    malformed = True  # counted once, however many listeners transcode
+                    continue
+                sent = listener._emit(converted, now)
+            elif listener.pt != pt:
+                converted = bytearray(data)
+                converted[1] = (converted[1] & 0x80) | listener.pt
+                sent = listener._emit(converted, now)
+            else:
+                sent = listener._emit(data, now)
+            if sent is not None:
+                out.append(sent)
+        if malformed:
+            leg.dropped += 1
+        return _result(out)
+
+    def _telephone_event(
+        self, leg: MediaLeg, data: bytes, pt: int, now: float
+    ) -> Transmit | list[Output] | None:
+        """Relay a telephone-event to the listeners that negotiated them; report key presses."""
+        out: list[Output] = []
+        for listener in leg.listeners:
+            out_pt = listener.event_pt
+            if out_pt is None:
+                continue  # it cannot receive events; it hears nothing rather than garbage
+            if out_pt != pt:
+                converted = bytearray(data)
+                converted[1] = (converted[1] & 0x80) | out_pt
+                sent = listener._emit(converted, now)
+            else:
+                sent = listener._emit(data, now)
+            if sent is not None:
+                out.append(sent)
+        out += leg._dtmf.receive(data)
+        return _result(out)
 
     def _detach(self, leg: MediaLeg) -> None:
+        """Make ``leg`` hear nothing, and tell its source it lost a listener."""
         source = leg.source
-        if source is not None and source.listener is leg:
-            source.listener = None
-            self._route(source)
+        if source is not None and leg in source.listeners:
+            source.listeners = tuple(other for other in source.listeners if other is not leg)
+            self._refresh(source)
         leg.feed, leg.source, leg.player = Feed.SILENT, None, None
+        leg._table = None
         leg._reanchor = True
 
     @staticmethod
-    def _route(source: MediaLeg) -> None:
-        """Precompute how ``source``'s packets are converted for its listener."""
-        listener = source.listener
-        if listener is None:
-            source._table, source._out_pt, source._out_event_pt = None, source.pt, None
-            return
-        source._table = _TRANSCODE.get((source.codec, listener.codec))
-        source._out_pt = listener.pt
-        source._out_event_pt = listener.event_pt
+    def _route(listener: MediaLeg) -> None:
+        """Precompute how the audio of ``listener``'s source is converted for it."""
+        source = listener.source
+        listener._table = None if source is None else _TRANSCODE.get((source.codec, listener.codec))
+
+    @staticmethod
+    def _refresh(leg: MediaLeg) -> None:
+        """Open the hot path when ``leg`` is heard by exactly one leg and nothing else."""
+        listeners = leg.listeners
+        leg._only = listeners[0] if len(listeners) == 1 and not leg.taps else None
+
+
+def _result(out: list[Output]) -> Transmit | list[Output] | None:
+    """What ``process`` returns for these outputs: None, the lone transmit, or the list."""
+    if not out:
+        return None
+    if len(out) == 1 and type(out[0]) is tuple:
+        return out[0]
+    return out
 
 
 def _transcode(data: bytes, table: bytes, out_pt: int) -> bytearray | None:

@@ -1,21 +1,27 @@
-"""The engine's RTP endpoints on real UDP sockets: relaying, translating, latching, playing."""
+"""The engine's RTP endpoints on real UDP sockets: relaying, translating, latching, playing,
+listening in, key presses and recording."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pbx.engine.media import MediaEndpoint, MediaManager, bridge
 from pbx.media import g711
+from pbx.media.dtmf import DigitReceived, DtmfSender
 from pbx.media.rtp import RtpPacket
-from pbx.media.tone import sine
+from pbx.media.tone import dominant_frequency, sine
+from pbx.media.wav import load_as_pcm8k
 
 HOST = "127.0.0.1"
 TONE = sine(440, 1.0)
+VOICE = sine(697, 1.0, amplitude=0.3)  # what a caller "says" into a recording
 
 
 class Phone(asyncio.DatagramProtocol):
@@ -249,3 +255,213 @@ async def test_a_codec_change_during_music_on_hold_keeps_the_music_playing(manag
     assert endpoint.playing
     assert (await alice.receive()).payload_type == 8
     endpoint.close()
+
+
+@pytest.fixture
+async def carol() -> AsyncIterator[Phone]:
+    phone = await Phone.open()
+    yield phone
+    phone.close()
+
+
+async def until(condition, timeout: float = 2.0) -> None:
+    """Wait for ``condition()`` to hold, checking every few milliseconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def speak(phone: Phone, endpoint: MediaEndpoint, samples: np.ndarray) -> None:
+    """Send ``samples`` as µ-law packets in real time, 20 ms apart."""
+    for start in range(0, samples.size, 160):
+        phone.send(endpoint, g711.encode_ulaw(samples[start : start + 160]))
+        await asyncio.sleep(0.02)
+
+
+async def test_a_third_party_listening_in_hears_the_call_without_taking_it_over(
+    manager, alice, bob, carol
+) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    c = await endpoint_for(manager, carol, "PCMA", 8)
+    bridge(a, b)
+    c.listen_to(a)  # e.g. a supervisor
+
+    alice.send(a, b"\x11" * 160)
+
+    assert (await bob.receive()).payload == b"\x11" * 160
+    heard = await carol.receive()
+    assert heard.payload_type == 8 and heard.payload == g711.ulaw_to_alaw(b"\x11" * 160)
+    bob.send(b, b"\x22" * 160)
+    assert (await alice.receive()).payload == b"\x22" * 160
+    assert await carol.receives_nothing()  # she hears alice only
+
+
+async def test_bridging_a_party_to_someone_new_silences_its_old_partner(
+    manager, alice, bob, carol
+) -> None:
+    a, b, c = [await endpoint_for(manager, phone) for phone in (alice, bob, carol)]
+    bridge(a, b)
+    bridge(a, c)  # a transfer: bob must not go on hearing alice
+
+    alice.send(a, b"\x11" * 160)
+
+    assert (await carol.receive()).payload == b"\x11" * 160
+    assert await bob.receives_nothing()
+    assert not b.playing
+
+
+async def test_key_presses_reach_on_digit_once_with_their_duration_and_are_relayed(
+    manager, alice, bob
+) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    bridge(a, b)
+    pressed: list[DigitReceived] = []
+    a.on_digit = pressed.append
+    packets = DtmfSender(ssrc=0xA11CE, payload_type=101).packets("5", 8000, duration_ms=140)
+    packets += DtmfSender(ssrc=0xA11CE, payload_type=101, sequence=99).packets("#", 16000)
+
+    for data in packets:
+        alice.send_raw(a, data)
+
+    await until(lambda: len(pressed) == 2)
+    assert pressed == [DigitReceived("5", 140), DigitReceived("#", 100)]
+    relayed = [await bob.receive() for _ in packets]
+    assert {p.payload_type for p in relayed} == {101}
+
+
+async def test_record_keeps_what_the_party_says_not_what_it_hears(
+    manager, alice, tmp_path: Path
+) -> None:
+    a = await endpoint_for(manager, alice)
+    a.play(TONE)  # e.g. a voicemail greeting, or music: it must not end up in the file
+    recording = a.record(tmp_path / "message.wav")
+
+    await speak(alice, a, VOICE[:4000])
+    await until(lambda: recording.duration >= 0.5)
+    recording.stop()
+    recording.stop()
+
+    assert recording.stopped and a.playing
+    recorded = load_as_pcm8k(tmp_path / "message.wav")
+    assert recorded.size == 4000
+    assert dominant_frequency(recorded) == pytest.approx(697, abs=2)
+
+
+async def test_a_recording_follows_the_party_whoever_it_is_bridged_to(
+    manager, alice, bob, carol
+) -> None:
+    a, b, c = [await endpoint_for(manager, phone) for phone in (alice, bob, carol)]
+    bridge(a, b)
+    file = io.BytesIO()
+    recording = a.record(file)
+    await speak(alice, a, VOICE[:1600])
+    bridge(a, c)  # transferred: the recording goes on
+    await speak(alice, a, VOICE[1600:3200])
+    await until(lambda: recording.duration >= 0.4)
+
+    a.close()  # the call ends: the recording is finished, the caller's file left open
+
+    assert recording.stopped and not file.closed
+    assert load_as_pcm8k(file.getvalue()).size == 3200
+    assert len(carol.drain()) == 10
+
+
+async def test_a_recording_stops_by_itself_at_its_limit_and_says_so(
+    manager, alice, tmp_path: Path
+) -> None:
+    a = await endpoint_for(manager, alice)
+    recording = a.record(tmp_path / "short.wav", max_seconds=0.1)
+    finished: list[bool] = []
+    recording.on_finished = lambda: finished.append(True)
+
+    await speak(alice, a, VOICE[:1600])
+
+    assert finished == [True] and recording.stopped and recording.error is None
+    assert load_as_pcm8k(tmp_path / "short.wav").size == 800
+
+
+class FailingDisk(io.BytesIO):
+    """A file whose writes fail once the header is written: a full disk."""
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self.tell() >= 44:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+async def test_a_recording_that_cannot_be_written_stops_and_the_call_goes_on(
+    manager, alice, bob
+) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    bridge(a, b)
+    recording = a.record(FailingDisk())
+    finished: list[bool] = []
+    recording.on_finished = lambda: finished.append(True)
+
+    for index in range(30):  # the first write comes after half a second of audio
+        alice.send(a, bytes([index]) * 160)
+
+    assert [(await bob.receive()).payload[0] for _ in range(30)] == list(range(30))
+    assert recording.stopped and isinstance(recording.error, OSError) and finished == [True]
+
+
+async def test_record_refuses_a_closed_endpoint_and_reports_an_unwritable_path(
+    manager, alice, tmp_path: Path
+) -> None:
+    a = await endpoint_for(manager, alice)
+    with pytest.raises(OSError):
+        a.record(tmp_path / "no" / "such" / "dir.wav")
+    a.close()
+    with pytest.raises(RuntimeError):
+        a.record(io.BytesIO())
+
+
+async def test_on_played_is_called_once_when_an_announcement_ends(manager, alice) -> None:
+    a = await endpoint_for(manager, alice)
+    played: list[str] = []
+
+    def next_one() -> None:
+        played.append("first" if not played else "second")
+        if len(played) == 1:
+            a.play(TONE[:800], loop=False)  # the next announcement, chained
+
+    a.on_played = next_one
+    a.play(TONE[:1600], loop=False)
+
+    await until(lambda: len(played) == 2)
+    assert not a.playing
+    await asyncio.sleep(0.06)  # the last packet is on its way; nothing more is coming
+    assert len(alice.drain()) == 15  # 10 + 5 packets of 20 ms
+    assert played == ["first", "second"]
+
+
+async def test_on_played_is_not_called_for_an_announcement_cut_short(manager, alice, bob) -> None:
+    a, b = await endpoint_for(manager, alice), await endpoint_for(manager, bob)
+    played: list[bool] = []
+    a.on_played = lambda: played.append(True)
+    a.play(TONE[:2400], loop=False)
+    await asyncio.sleep(0.05)
+    a.listen_to(b)
+    await asyncio.sleep(0.35)
+    assert played == []
+
+
+async def test_a_codec_change_during_an_announcement_goes_on_where_it_was(manager, alice) -> None:
+    a = await endpoint_for(manager, alice, "PCMU", 0)
+    a.play(TONE[:4000], loop=False)
+    await asyncio.sleep(0.1)
+    a.set_remote(alice.addr, 8, "PCMA", 101)  # a re-INVITE mid-announcement
+    played: list[bool] = []
+    a.on_played = lambda: played.append(True)
+    await until(lambda: played == [True])
+    await asyncio.sleep(0.02)
+
+    packets = alice.drain()
+    laws = [p.payload_type for p in packets]
+    switch = laws.index(8)
+    assert set(laws[:switch]) == {0} and set(laws[switch:]) == {8}
+    decoded = np.concatenate(
+        [g711.decode("PCMU" if p.payload_type == 0 else "PCMA", p.payload) for p in packets]
+    )
+    assert decoded.size == 4000  # every sample once: nothing replayed, nothing skipped
+    assert np.corrcoef(decoded, TONE[:4000])[0, 1] > 0.999
