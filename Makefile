@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 
-.PHONY: run test lint bench clean setup setup-dev
+.PHONY: run test lint bench bench-compare clean setup setup-dev
 
 run: setup
 	@# The SQLite file of the embedded default lives there; SQLite will not create the folder.
@@ -32,6 +32,12 @@ lint: setup-dev
 
 bench: setup-dev
 	$(PY) bench/run_all.py
+
+# The engine of commit BASELINE and the working tree's, interleaved in one run (bench/compare.py);
+# COMPARE_ARGS passes more options, e.g. COMPARE_ARGS="--rounds 2".
+bench-compare: setup-dev
+	$(if $(BASELINE),,$(error give the commit to compare with: make bench-compare BASELINE=<git ref>))
+	$(PY) bench/compare.py --baseline $(BASELINE) $(COMPARE_ARGS)
 
 setup: $(RUN_STAMP)
 setup-dev: $(DEV_STAMP)

@@ -242,15 +242,21 @@ def _engine(
     carrier_port: int,
     profile: Path | None = None,
     no_gc: bool = False,
+    *,
+    code: Path | None = None,
+    rtp: str = RTP_RANGE,
 ) -> Server:
-    cmd = [sys.executable, str(BENCH / "engine_server.py"), "sip", "--rtp", RTP_RANGE]
+    """The engine server of this tree, serving the pbx of `code` (a checkout) when given."""
+    cmd = [sys.executable, str(BENCH / "engine_server.py"), "sip", "--rtp", rtp]
     cmd += f"--port {port} --uas-port {uas_port} --carrier-port {carrier_port}".split()
     cmd += ["--callees", str(CALLEES)]
     if profile:
         cmd += ["--profile", str(profile)]
     if no_gc:
         cmd.append("--no-gc")
-    return Server(cmd, workdir / f"engine-{port}.log")
+    if code is not None:
+        cmd += ["--code", str(code)]
+    return Server(cmd, workdir / f"engine-{port}.log", cwd=code)
 
 
 def _sippy(workdir: Path, port: int, uas_port: int) -> Server:

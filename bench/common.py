@@ -86,6 +86,7 @@ class Server:
         *,
         ready: str | None = "READY",
         stdin: bool = False,
+        cwd: Path | None = None,
     ) -> None:
         self.cmd = list(cmd)
         self.log_path = log_path
@@ -95,7 +96,7 @@ class Server:
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE if ready else self._log,
             stderr=self._log,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
             start_new_session=True,
             text=True,
         )
@@ -149,6 +150,12 @@ def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing bound UDP port {port} within {timeout} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo."""
     with contextlib.suppress(OSError):
@@ -171,6 +178,31 @@ def machine_facts() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "sipp": sipp_version,
     }
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """`text` with its "## heading" section (up to the next "## ") replaced by `section`,
+    or with `section` appended when there is none; an empty `section` removes it."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        if not section:
+            return text
+        return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    head, tail = "".join(lines[:start]).rstrip("\n"), "".join(lines[end:])
+    middle = "\n\n" + section.rstrip("\n") + "\n" if section else "\n"
+    return head + middle + ("\n" + tail if tail else "")
+
+
+def get_section(text: str, heading: str) -> str:
+    """The "## heading" section of `text` (up to the next "## "), or ""."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "".join(lines[start:end]).rstrip("\n") + "\n"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

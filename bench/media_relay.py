@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import shutil
 import socket
@@ -27,7 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BENCH, HOST, Server, percentile, raise_nofile  # noqa: E402
+from bench.common import (  # noqa: E402
+    BENCH,
+    HOST,
+    Server,
+    cpu_seconds,
+    percentile,
+    raise_nofile,
+)
 
 CALLS = (100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1500)
 QUICK_CALLS = (100, 300)
@@ -150,32 +156,36 @@ def drive(
     return total, received, latencies, lags
 
 
-def _relay(kind: str, workdir: Path) -> Server:
+def _relay(kind: str, workdir: Path, code: Path | None = None) -> Server:
+    """A fresh relay process; an engine one serves the pbx of `code` (a checkout) when given."""
     if kind == "engine":
         cmd = [sys.executable, str(BENCH / "engine_server.py"), "media", "--rtp", RTP_RANGE]
+        if code is not None:
+            cmd += ["--code", str(code)]
     else:
         cmd = [sys.executable, str(BENCH / "bare_relay.py")]
-    return Server(cmd, workdir / f"{kind}.log", stdin=True)
+    return Server(cmd, workdir / f"{kind}.log", stdin=True, cwd=code)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_step(kind: str, calls: int, workdir: Path, seconds: float = STEP_SECONDS) -> MediaStep:
+def run_step(
+    kind: str,
+    calls: int,
+    workdir: Path,
+    seconds: float = STEP_SECONDS,
+    *,
+    code: Path | None = None,
+) -> MediaStep:
     """N calls through a fresh relay process of `kind` ("engine" or "bare")."""
     phones = _phones(2 * calls)
-    relay = _relay(kind, workdir)
+    relay = _relay(kind, workdir, code)
     try:
         answer = relay.send_line(json.dumps([[HOST, s.getsockname()[1]] for s in phones]))
         if not answer.strip():
             raise RuntimeError(f"{kind} relay gave no ports: {relay.log_tail()}")
         ports = json.loads(answer)
-        cpu0, t0 = _cpu_seconds(relay.proc.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(relay.proc.pid), time.monotonic()
         sent, received, latencies, lags = drive(phones, ports, seconds)
-        cpu = (_cpu_seconds(relay.proc.pid) - cpu0) / (time.monotonic() - t0)
+        cpu = (cpu_seconds(relay.proc.pid) - cpu0) / (time.monotonic() - t0)
     finally:
         relay.stop()
         for sock in phones:

@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import call_setup, media_relay  # noqa: E402
-from bench.common import BENCH, machine_facts  # noqa: E402
+from bench.common import BENCH, get_section, machine_facts  # noqa: E402
+from bench.compare import HEADING as COMPARE_HEADING  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
 
@@ -69,7 +70,9 @@ def main() -> None:
         ]
     )
     if not args.quick:
-        RESULTS.write_text(text)
+        # bench/compare.py's before/after section is its own run: keep it.
+        kept = get_section(RESULTS.read_text(), COMPARE_HEADING) if RESULTS.exists() else ""
+        RESULTS.write_text(text + ("\n" + kept if kept else ""))
     print(text)
 
 
