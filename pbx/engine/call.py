@@ -1,45 +1,100 @@
-"""A call: the caller's leg, the legs it rings, the one that answered, and its state."""
+"""A call: the caller's leg, the leg that answered, and its life as a state table.
+
+A call is created by an INVITE (its caller's leg A is then unanswered) or by the engine for a
+party already in a conversation (a transfer: leg A is answered and the call is `HANDOFF`). It
+is routed, rings (a `Ringer` owns the forks), is answered (leg B joins A) and ends. Every move
+goes through `Call.move` along `_TRANSITIONS` and emits a `CallChanged` event; whoever waits
+for the outcome (a transfer) awaits `Call.outcome`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from pbx.engine.events import CallChanged, EventSink, NullSink
 from pbx.engine.legs import Leg
-from pbx.engine.media import MediaEndpoint
 from pbx.engine.routing import Party, Route
+
+if TYPE_CHECKING:
+    from pbx.engine.media import MediaEndpoint
+    from pbx.engine.ringer import Ringer
 
 log = logging.getLogger(__name__)
 
 
 class CallState(enum.Enum):
-    ROUTING = "routing"
-    RINGING = "ringing"
-    ANSWERED = "answered"
+    ROUTING = "routing"  # looking up where the number goes (or where a forwarding goes)
+    RINGING = "ringing"  # a ringer rings one or more phones or the trunk
+    ANSWERED = "answered"  # two parties talk
+    TRANSFERRING = "transferring"  # one party left for a transfer; the other waits for its end
     ENDED = "ended"
 
 
-_CALL_TRANSITIONS = {
-    CallState.ROUTING: {CallState.RINGING, CallState.ANSWERED, CallState.ENDED},
-    CallState.RINGING: {CallState.RINGING, CallState.ANSWERED, CallState.ENDED},
-    CallState.ANSWERED: {CallState.ENDED},
-    CallState.ENDED: set(),
+_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.ROUTING: frozenset({CallState.RINGING, CallState.ANSWERED, CallState.ENDED}),
+    CallState.RINGING: frozenset({CallState.ROUTING, CallState.ANSWERED, CallState.ENDED}),
+    CallState.ANSWERED: frozenset({CallState.TRANSFERRING, CallState.ENDED}),
+    CallState.TRANSFERRING: frozenset({CallState.ANSWERED, CallState.ENDED}),
+    CallState.ENDED: frozenset(),
 }
 
 
-# How an unanswered call ends, for the call record.
-DISPOSITIONS = {
-    486: "busy",
-    600: "busy",
-    487: "cancelled",
-    404: "failed",
-    480: "no_answer",
-    408: "no_answer",
+class CallKind(enum.Enum):
+    NEW = "new"  # an INVITE: leg A waits for our answer
+    HANDOFF = "handoff"  # placed for a party already in a dialog (transfers): A is answered
+
+
+class Disposition(enum.Enum):
+    """How a call ended, for the call record."""
+
+    ANSWERED = "answered"
+    BUSY = "busy"
+    CANCELLED = "cancelled"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+
+    @classmethod
+    def of_status(cls, status: int) -> Disposition:
+        """The disposition of a call that ended unanswered with `status`."""
+        return _STATUS_DISPOSITIONS.get(status, cls.FAILED)
+
+
+class Status(enum.IntEnum):
+    """The SIP statuses the call layer ends calls and legs with."""
+
+    NOT_FOUND = 404
+    REQUEST_TIMEOUT = 408
+    UNAVAILABLE = 480
+    LOOP_DETECTED = 482
+    BUSY_HERE = 486
+    REQUEST_TERMINATED = 487
+    NOT_ACCEPTABLE_HERE = 488
+    SERVICE_UNAVAILABLE = 503
+    BUSY_EVERYWHERE = 600
+
+
+_STATUS_DISPOSITIONS: dict[int, Disposition] = {
+    Status.BUSY_HERE: Disposition.BUSY,
+    Status.BUSY_EVERYWHERE: Disposition.BUSY,
+    Status.REQUEST_TERMINATED: Disposition.CANCELLED,
+    Status.NOT_FOUND: Disposition.FAILED,
+    Status.UNAVAILABLE: Disposition.NO_ANSWER,
+    Status.REQUEST_TIMEOUT: Disposition.NO_ANSWER,
 }
+
+BUSY_STATUSES = frozenset({Status.BUSY_HERE, Status.BUSY_EVERYWHERE})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a call's ringing ended: `answered` is the leg that answered, or None and `status`."""
+
+    answered: Leg | None
+    status: int = 200
 
 
 @dataclass(eq=False)
@@ -49,20 +104,26 @@ class Call:
     caller: Party
     dialled: str
     direction: str
+    events: EventSink = field(default_factory=NullSink, repr=False)
+    kind: CallKind = CallKind.NEW
     state: CallState = CallState.ROUTING
-    forks: list[Leg] = field(default_factory=list)
     b: Leg | None = None
-    no_answer: asyncio.TimerHandle | None = None
-    depth: int = 0  # forwarding hops taken, to stop loops
-    best_failure: int = 0
-    on_answered: Any = None  # a feature (transfer) waiting for the answer instead of leg A
     route: Route | None = None
     b_media: MediaEndpoint | None = None  # shared by the forks until one answers
-    advance: Callable[[], None] | None = None  # ring-in-order: move on to the next device
-    advance_timer: asyncio.TimerHandle | None = None
+    depth: int = 0  # forwarding hops taken, to stop loops
+    ringer: Ringer | None = None
+    answered_by: str = ""
+    outcome: asyncio.Future[Outcome] = field(init=False, repr=False)
 
-    def move(self, new: CallState) -> None:
-        if new not in _CALL_TRANSITIONS[self.state]:
+    def __post_init__(self) -> None:
+        self.outcome = asyncio.get_running_loop().create_future()
+        self._emit(None, None, "")
+
+    def move(
+        self, new: CallState, *, disposition: Disposition | None = None, reason: str = ""
+    ) -> None:
+        """Change state along the table (anything else is a bug) and say so."""
+        if new not in _TRANSITIONS[self.state]:
             raise RuntimeError(f"call {self.id}: {self.state.value} -> {new.value}")
         log.info(
             "call %s %s -> %s: %s -> %s",
@@ -72,7 +133,33 @@ class Call:
             self.state.value,
             new.value,
         )
-        self.state = new
+        previous, self.state = self.state, new
+        self._emit(previous, disposition, reason)
+
+    def _emit(
+        self, previous: CallState | None, disposition: Disposition | None, reason: str
+    ) -> None:
+        self.events.emit(
+            CallChanged(
+                call_id=self.id,
+                previous=previous,
+                state=self.state,
+                company_id=self.caller.company_id,
+                direction=self.direction,
+                caller=self.caller.number,
+                caller_name=self.caller.name,
+                dialled=self.dialled,
+                answered_by=self.answered_by,
+                disposition=disposition,
+                reason=reason,
+                at=self.a.stack.now(),
+            )
+        )
+
+    @property
+    def talking(self) -> bool:
+        """Answered, or answered and now waiting for a transfer of one party."""
+        return self.state in (CallState.ANSWERED, CallState.TRANSFERRING)
 
     def other(self, leg: Leg) -> Leg | None:
         if leg is self.a:
@@ -80,6 +167,11 @@ class Call:
         if leg is self.b:
             return self.a
         return None
+
+    def settle(self, outcome: Outcome) -> None:
+        """Tell whoever awaits `outcome` how the ringing ended (once)."""
+        if not self.outcome.done():
+            self.outcome.set_result(outcome)
 
 
 def better_failure(current: int, new: int) -> int:

@@ -1,44 +1,97 @@
 """Calls: the B2BUA that joins a caller's leg to the leg of whoever answers.
 
-A call starts with an INVITE (leg A), is routed by number (routing.py), rings one or more
-devices or the trunk (forked B legs), and is bridged to the first that answers; the rest are
-cancelled. Its own life is a small explicit state machine; every end writes the call record.
+A call starts with an INVITE (leg A), is routed by number (routing.py), rings what its route
+names (a `Ringer` per route, ringer.py), and is bridged to the first that answers. What
+happens after a ringing ends (forward on busy or no answer, the voicemail hook) is decided
+here; what happens inside a dialog is dialogs.py's, and what users do with calls (hold,
+transfer, join) is operations.py's, both through the methods below.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+import weakref
+from typing import Any
 
-from pbx.engine.call import DISPOSITIONS, Call, CallState
-from pbx.engine.legs import Leg, LegState, reject
-from pbx.engine.media import NoFreePort, bridge
+from pbx.engine.call import BUSY_STATUSES, Call, CallKind, CallState, Disposition, Outcome, Status
+from pbx.engine.events import DigitPressed, EventSink
+from pbx.engine.hunt import RingAll, strategy_for
+from pbx.engine.legs import DialogIndex, Leg, reject
+from pbx.engine.media import MediaEndpoint, NoFreePort, bridge
 from pbx.engine.negotiation import local_sdp
-from pbx.engine.ringing import Ringing
-from pbx.engine.routing import Party, Route, Unavailable
+from pbx.engine.presence import Presence
+from pbx.engine.ringer import RingEnd, Ringer, RingResult, Target
+from pbx.engine.routing import MAX_FORWARDS, Party, Route, Unavailable
+from pbx.engine.services import (
+    Clock,
+    Contacts,
+    MediaPorts,
+    Routing,
+    SipSender,
+    Tasks,
+    TrunkAddresses,
+)
 from pbx.sip import sdp
 from pbx.sip.message import Request
-
-if TYPE_CHECKING:
-    from pbx.engine.runtime import Engine
 
 log = logging.getLogger(__name__)
 
 
-class CallManager(Ringing):
+class SetupState(enum.Enum):
+    """An INVITE still being authenticated or routed, before it has a call."""
+
+    ROUTING = "routing"
+    CANCELLED = "cancelled"  # a CANCEL came meanwhile: the INVITE gets 487 and no call
+
+
+class CallManager:
     """All calls of one engine, and the SIP dialogs that lead to them."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.stack = engine.stack
+    def __init__(
+        self,
+        *,
+        stack: SipSender,
+        clock: Clock,
+        events: EventSink,
+        media: MediaPorts,
+        contacts: Contacts,
+        router: Routing,
+        trunks: TrunkAddresses,
+        tasks: Tasks,
+        presence: Presence,
+        dialogs: DialogIndex | None = None,
+    ) -> None:
+        self.stack = stack
+        self.clock = clock
+        self.events = events
+        self.media = media
+        self.contacts = contacts
+        self.router = router
+        self.trunks = trunks
+        self.tasks = tasks
+        self.presence = presence
+        self.dialogs = dialogs if dialogs is not None else DialogIndex()
         self.calls: dict[str, Call] = {}
-        self.dialogs: dict[tuple[str, str, str], Leg] = {}  # (call-id, local tag, remote tag)
         self.pending_invites: dict[Any, Leg] = {}  # server transaction key -> unanswered leg A
-        self.leg_call: dict[int, Call] = {}
-        # INVITEs still being authenticated or routed, and those a CANCEL reached meanwhile.
-        self.routing: set[Any] = set()
-        self.early_cancels: set[Any] = set()
+        self.leg_call: dict[int, Call] = {}  # leg id -> its call
+        self.setups: dict[Any, SetupState] = {}  # server transaction key -> set-up state
+
+    @property
+    def advertise(self) -> str:
+        return self.stack.advertise
+
+    # --- INVITEs before they are calls ---------------------------------------------------
+
+    def setup_started(self, key: Any) -> None:
+        self.setups[key] = SetupState.ROUTING
+
+    def setup_finished(self, key: Any) -> None:
+        self.setups.pop(key, None)
+
+    def setup_cancelled(self, key: Any) -> bool:
+        return self.setups.get(key) is SetupState.CANCELLED
 
     # --- new calls -------------------------------------------------------------------------
 
@@ -52,7 +105,7 @@ class CallManager(Ringing):
         dialled: str,
         direction: str,
         *,
-        did_route: Route | None = None,
+        did_route: Route | Unavailable | None = None,
     ) -> None:
         """Take a new INVITE from a phone or the trunk and route it."""
         try:
@@ -61,22 +114,18 @@ class CallManager(Ringing):
             reject(self.stack, invite, 400, f"Bad SDP: {error}")
             return
         try:
-            media = await self.engine.media.allocate()
+            media = await self.media.allocate()
         except NoFreePort:
             reject(self.stack, invite, 503, "No media port free")
             return
-        if key in self.early_cancels:  # the caller gave up while we were busy
+        if self.setup_cancelled(key):  # the caller gave up while we were busy
             media.close()
             reject(self.stack, invite, 487)
             return
         if offer is not None:
             try:  # refuse now an offer we could never answer, before anything rings
                 sdp.negotiate(
-                    offer,
-                    local_ip=self.engine.advertise,
-                    local_port=media.port,
-                    session_id=1,
-                    version=1,
+                    offer, local_ip=self.advertise, local_port=media.port, session_id=1, version=1
                 )
             except sdp.NoCommonCodec:
                 media.close()
@@ -88,6 +137,7 @@ class CallManager(Ringing):
                 return
         # Without an offer (late offer, RFC 3261 13.2.1) we offer in the 200 and the
         # caller answers in its ACK.
+        call_id = uuid.uuid4().hex
         leg = Leg(
             self.stack,
             "uas",
@@ -97,54 +147,205 @@ class CallManager(Ringing):
             media,
             label=caller.number,
             server_key=key,
+            events=self.events,
             device=caller.device,
             offer=offer,
             extension=(caller.company_id, caller.number) if caller.device else None,
+            call_id=call_id,
         )
         leg.respond(100)
-        call = Call(uuid.uuid4().hex, leg, caller, dialled, direction)
+        call = Call(call_id, leg, caller, dialled, direction, events=self.events)
         self._attach(call, leg)
         self.pending_invites[key] = leg
-        self.engine.recorder.started(
-            call.id,
-            direction=direction,
-            caller=caller.number,
-            caller_name=caller.name,
-            callee=dialled,
-            company_id=caller.company_id,
-        )
-        route = did_route or await self.engine.router.route(caller, dialled)
+        route = did_route or await self.router.route(caller, dialled)
         await self.follow(call, route)
+
+    def place(self, leg: Leg, party: Party, number: str) -> Call:
+        """A new call for `leg`, already in a dialog with us (a transferee), to `number`.
+
+        Await the call's `outcome`: the leg that answered, bridged to `leg`, or the failure;
+        on a failure `leg` is left as it was, belonging to no call.
+        """
+        call = Call(uuid.uuid4().hex, leg, party, number, "internal", events=self.events)
+        call.kind = CallKind.HANDOFF
+        self._attach(call, leg)
+
+        async def route() -> None:
+            await self.follow(call, await self.router.route(party, number))
+
+        self.tasks.spawn(route())
+        return call
 
     def _attach(self, call: Call, leg: Leg) -> None:
         self.calls[call.id] = call
-        self.leg_call[id(leg)] = call
-        leg.on_end = self._leg_ended
+        self.leg_call[leg.id] = call
+        leg.call_id = call.id
+        self._hear_digits(leg)
 
-    async def follow(self, call: Call, route: Route) -> None:
-        """Ring what `route` says, or end the call the way it says."""
-        if call.state is CallState.ENDED:
-            return
-        if isinstance(route, Unavailable):
-            self.unavailable(call, route.reason, route.status)
-            return
-        call.route = route
+    def _hear_digits(self, leg: Leg) -> None:
+        """Key presses on `leg` become `DigitPressed` events of its call."""
+        events, now, owner = self.events, self.clock.now, weakref.ref(leg)
+
+        def pressed(event: Any) -> None:  # a weak reference: no cycle through the endpoint
+            current = owner()
+            if current is not None:
+                events.emit(
+                    DigitPressed(current.call_id, current.id, event.digit, event.duration_ms, now())
+                )
+
+        leg.media.on_digit = pressed  # type: ignore[attr-defined]
+
+    # --- routing and ringing -------------------------------------------------------------
+
+    async def follow(self, call: Call, route: Route | Unavailable) -> None:
+        """Ring what `route` says, forward when it says so, or end the call the way it says."""
+        while call.state is not CallState.ENDED:
+            if isinstance(route, Unavailable):
+                self.unavailable(call, route.reason, route.status)
+                return
+            call.route = route
+            result = await self._ring(call, route)
+            if result is None or call.state is CallState.ENDED:
+                return
+            if result.end is RingEnd.ANSWERED:
+                assert result.leg is not None
+                self._answered(call, result.leg)
+                return
+            following = await self._after(call, route, result)
+            if following is None:
+                return
+            if call.state is CallState.ENDED:
+                return
+            call.move(CallState.ROUTING)
+            route = following
+
+    async def _ring(self, call: Call, route: Route) -> RingResult | None:
         if call.b_media is None or call.b_media.closed:
             try:
-                media = await self.engine.media.allocate()
+                media = await self.media.allocate()
             except NoFreePort:
-                self.unavailable(call, "no media port free", 503)
-                return
+                self.unavailable(call, "no media port free", Status.SERVICE_UNAVAILABLE)
+                return None
             if call.state is CallState.ENDED:  # cancelled while the port was found
                 media.close()
-                return
+                return None
             call.b_media = media
+        presented = call.caller
         if route.trunk is not None:
-            await self._dial_trunk(call, route)
+            trunk = route.trunk
+            dest = await self.trunks.address(trunk)
+            if call.state is CallState.ENDED:  # cancelled while the trunk was looked up
+                return None
+            if dest is None:
+                self.unavailable(call, "trunk unreachable", Status.SERVICE_UNAVAILABLE)
+                return None
+            port = f":{trunk.port}" if trunk.port != 5060 else ""
+            targets = [
+                Target(
+                    f"sip:{route.number}@{trunk.host}{port}",
+                    dest,
+                    trunk.transport,
+                    request_user=route.number,
+                    trunk=trunk,
+                )
+            ]
+            strategy: Any = RingAll(1)
+            if trunk.caller_id and call.direction != "inbound":
+                presented = Party(presented.company_id, trunk.caller_id, presented.name)
         else:
-            self._ring_devices(call, route)
+            now = self.stack.now()
+            targets = [
+                Target(str(b.contact), b.source, b.transport, device=b.username)
+                for device in route.devices
+                for b in self.contacts.contacts(device, now)
+            ]
+            if not targets:
+                self.unavailable(call, "unreachable")
+                return None
+            strategy = strategy_for(route.ring_mode, len(targets), route.timeout)
+        ringer = Ringer(
+            call,
+            route.number,
+            targets,
+            strategy,
+            route.timeout,
+            media=call.b_media,
+            presented=presented,
+            extension=route.extension_key,
+            stack=self.stack,
+            clock=self.clock,
+            events=self.events,
+            dialogs=self.dialogs,
+        )
+        call.ringer = ringer
+        call.move(CallState.RINGING)
+        try:
+            return await ringer.run()
+        finally:
+            if call.ringer is ringer:
+                call.ringer = None
 
-    def unavailable(self, call: Call, reason: str, status: int = 480) -> None:
+    async def _after(
+        self, call: Call, route: Route, result: RingResult
+    ) -> Route | Unavailable | None:
+        """Where a ringing that ended unanswered leads: a forwarding, or nowhere (None)."""
+        if result.end is RingEnd.STOPPED:
+            return None
+        if result.end is RingEnd.NO_ANSWER:
+            if route.forward_no_answer and call.depth < MAX_FORWARDS:
+                call.depth += 1
+                return await self.router.forward(call.caller, route.forward_no_answer)
+            self.unavailable(call, "no answer", Status.UNAVAILABLE)
+            return None
+        status = result.status
+        if status in BUSY_STATUSES:
+            if route.forward_busy and call.depth < MAX_FORWARDS:
+                call.depth += 1
+                return await self.router.forward(call.caller, route.forward_busy)
+            self.unavailable(call, "busy", Status.BUSY_HERE)
+        elif status in (Status.REQUEST_TIMEOUT, Status.UNAVAILABLE):
+            self.unavailable(call, "no answer", Status.UNAVAILABLE)
+        else:
+            final = status if 400 <= status < 700 else Status.UNAVAILABLE
+            self._end_unanswered(call, final, f"status {status}")
+        return None
+
+    def _answered(self, call: Call, leg: Leg) -> None:
+        """`leg` answered: it joins leg A, which we answer now unless it already talks."""
+        leg.owns_media = True
+        call.b_media = None
+        call.b = leg
+        self.leg_call[leg.id] = call
+        self._hear_digits(leg)
+        call.answered_by = leg.device or leg.label
+        a = call.a
+        if a.unanswered:
+            self.pending_invites.pop(a.server_key, None)
+            a.respond(200, body=local_sdp(self.advertise, a, prefer=leg.media.codec))
+            self.dialogs.add(a)
+        bridge(a.media, leg.media)
+        call.move(CallState.ANSWERED)
+        call.settle(Outcome(leg))
+
+    def answer_locally(self, call: Call) -> MediaEndpoint:
+        """The PBX answers the caller itself: returns the media endpoint to play to and record
+        from (voicemail, the auto-attendant); its key presses are `DigitPressed` events."""
+        if call.state not in (CallState.ROUTING, CallState.RINGING) or not call.a.unanswered:
+            raise RuntimeError(f"call {call.id} cannot be answered locally: {call.state.value}")
+        if call.ringer is not None:
+            call.ringer.stop()
+        a = call.a
+        self.pending_invites.pop(a.server_key, None)
+        a.respond(200, body=local_sdp(self.advertise, a))
+        self.dialogs.add(a)
+        call.answered_by = "pbx"
+        call.move(CallState.ANSWERED)
+        call.settle(Outcome(a))
+        return a.media
+
+    # --- ending ----------------------------------------------------------------------------
+
+    def unavailable(self, call: Call, reason: str, status: int = Status.UNAVAILABLE) -> None:
         """THE voicemail hook: no answer, busy, do-not-disturb, unreachable.
 
         Voicemail arrives in a later issue; until then the caller gets `status` (480, or 486
@@ -152,142 +353,119 @@ class CallManager(Ringing):
         """
         self._end_unanswered(call, status, reason)
 
-    def give_up(self, call: Call, status: int) -> None:
-        """Tell the feature that placed `call` that nobody answered (`status` says why)."""
-        callback, call.on_answered = call.on_answered, None
-        call.best_failure = status
-        self._stop_forks(call)
-        if call.no_answer:
-            call.no_answer.cancel()
-        callback(call, None)
-
-    def _answer_a(self, call: Call, codec: str) -> None:
-        a = call.a
-        self.pending_invites.pop(a.server_key, None)
-        a.respond(200, body=local_sdp(self.engine.advertise, a, prefer=codec))
-        assert a.dialog is not None and call.b is not None
-        self.dialogs[(a.dialog.call_id, a.dialog.local_tag, a.dialog.remote_tag)] = a
-        bridge(a.media, call.b.media)
-        call.move(CallState.ANSWERED)
-
-    # --- ending ----------------------------------------------------------------------------
-
     def _end_unanswered(self, call: Call, status: int, reason: str) -> None:
         if call.state is CallState.ENDED:
             return
-        if call.on_answered is not None:
-            # Placed by a feature (a transfer): its caller is already in a conversation, the
-            # feature decides what becomes of it.
-            self.give_up(call, status)
+        disposition = Disposition.of_status(status)
+        if call.kind is CallKind.HANDOFF:
+            # Placed for a party already in a conversation (a transfer): that party stays as
+            # it is; whoever placed the call decides what becomes of it.
+            self._close(call, disposition, reason, keep=call.a)
+            call.settle(Outcome(None, status))
             return
-        if call.no_answer:
-            call.no_answer.cancel()
-        self._stop_forks(call)
         a = call.a
         self.pending_invites.pop(a.server_key, None)
-        if a.state in (LegState.INCOMING, LegState.RINGING):
-            a.on_end = None
+        if a.unanswered:
             a.respond(status)
-            a.media.close()
-        self._close(call, DISPOSITIONS.get(status, "failed"), reason)
+        self._close(call, disposition, reason)
 
-    def _leg_ended(self, leg: Leg, reason: str) -> None:
-        """A leg ended on its own (BYE received, CANCEL, failure): end what depends on it."""
-        call = self.leg_call.get(id(leg))
+    def leg_ended(self, leg: Leg, reason: str) -> None:
+        """`leg` ended (BYE received, no ACK, hung up by a feature): end what depends on it."""
+        call = self.leg_call.get(leg.id)
         if call is None:
-            self.forget_dialog(leg)  # a leg a transfer left behind
+            self.dialogs.remove(leg)  # a leg a transfer left behind
             return
         if call.state is CallState.ENDED:
             return
-        if leg is call.a and call.state is not CallState.ANSWERED and call.on_answered is not None:
-            self.give_up(call, 487)  # the party being transferred hung up: the feature ends it
+        if not call.talking:
+            if leg is call.a and call.kind is CallKind.HANDOFF:
+                self._end_unanswered(call, Status.REQUEST_TERMINATED, reason)
+            elif leg is call.a:
+                self._close(call, Disposition.CANCELLED, reason)
             return
-        if leg is call.a and call.state is not CallState.ANSWERED:
-            self._stop_forks(call)
-            self._close(call, "cancelled", reason)
-            return
-        if call.state is CallState.ANSWERED and leg in (call.a, call.b):
-            other = call.other(leg)
-            if other is not None and not other.ended:
-                other.on_end = None
-                other.hangup(reason)
-            self._close(call, "answered", reason)
+        other = call.other(leg)
+        if other is not None and not other.ended:
+            other.hangup()
+        self._close(call, Disposition.ANSWERED, reason)
+
+    def hangup_leg(self, leg: Leg, reason: str) -> None:
+        """Hang up one leg from our side, and end what depends on it."""
+        leg.hangup()
+        self.leg_ended(leg, reason)
 
     def hangup_call(self, call: Call, reason: str = "hangup") -> None:
-        for leg in [call.a, *call.forks]:
-            if not leg.ended:
-                leg.on_end = None
-                leg.hangup(reason)
-        if call.state is not CallState.ENDED:
-            self._close(call, "answered" if call.b else "cancelled", reason)
+        """End a call from our side, whatever its state."""
+        if call.state is CallState.ENDED:
+            return
+        disposition = Disposition.ANSWERED if call.talking else Disposition.CANCELLED
+        if call.ringer is not None:
+            call.ringer.stop()
+        for leg in (call.a, call.b):
+            if leg is not None and not leg.ended:
+                leg.hangup()
+        self._close(call, disposition, reason)
 
-    def _close(self, call: Call, disposition: str, reason: str, keep: Leg | None = None) -> None:
+    def _close(
+        self, call: Call, disposition: Disposition, reason: str, keep: Leg | None = None
+    ) -> None:
         """Forget the call and release its legs' dialogs and media, except `keep`'s."""
         if call.state is CallState.ENDED:
             return
-        call.move(CallState.ENDED)
-        if call.no_answer:
-            call.no_answer.cancel()
-        call.advance = None
-        if call.advance_timer is not None:
-            call.advance_timer.cancel()
-        for leg in [call.a, *call.forks]:
-            if leg is keep:
-                if self.leg_call.get(id(leg)) is call:
-                    del self.leg_call[id(leg)]
+        call.move(CallState.ENDED, disposition=disposition, reason=reason)
+        if call.ringer is not None:
+            call.ringer.stop()
+            call.ringer = None
+        for leg in (call.a, call.b):
+            if leg is None:
                 continue
-            self.leg_call.pop(id(leg), None)
-            if leg.dialog is not None:
-                self.dialogs.pop(
-                    (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag), None
-                )
+            if self.leg_call.get(leg.id) is call:
+                del self.leg_call[leg.id]
+            if leg is keep:
+                continue
+            self.dialogs.remove(leg)
             if leg.owns_media:
                 leg.media.close()
         if call.b_media is not None:
             call.b_media.close()
+            call.b_media = None
         self.pending_invites.pop(call.a.server_key, None)
         self.calls.pop(call.id, None)
-        self.engine.recorder.ended(call.id, disposition, reason)
+        call.settle(Outcome(None, Status.REQUEST_TERMINATED))
 
     # --- requests inside dialogs and CANCEL --------------------------------------------------
 
     def find_leg(self, request: Request) -> Leg | None:
-        return self.dialogs.get(
-            (request.call_id, request.to_addr.tag or "", request.from_addr.tag or "")
-        )
+        return self.dialogs.find(request)
 
     def cancel(self, invite_key: Any) -> bool:
+        """A CANCEL for an INVITE: end its call if it still rings; False if we know no call."""
         leg = self.pending_invites.pop(invite_key, None)
         if leg is None:
+            if invite_key in self.setups:  # still being authenticated or routed
+                self.setups[invite_key] = SetupState.CANCELLED
             return False
-        call = self.leg_call.get(id(leg))
-        if call is not None and call.state is not CallState.ANSWERED:
-            self._end_unanswered(call, 487, "cancelled by caller")
+        call = self.leg_call.get(leg.id)
+        if call is not None and not call.talking:
+            self._end_unanswered(call, Status.REQUEST_TERMINATED, "cancelled by caller")
         return True
 
-    # --- moving legs between calls (transfers) ------------------------------------------------
+    # --- moving legs between calls (operations.py) -----------------------------------------
 
     def detach(self, call: Call, leg: Leg) -> None:
-        """Take `leg` out of `call` without ending either."""
+        """Take `leg` out of `call` without ending either; the other leg becomes leg A."""
         if leg is call.b:
             call.b = None
         elif leg is call.a and call.b is not None:
             call.a, call.b = call.b, None
-        call.forks = [f for f in call.forks if f is not leg]
-        if call.b is not None and call.b not in call.forks:
-            call.forks.append(call.b)
-        if self.leg_call.get(id(leg)) is call:
-            del self.leg_call[id(leg)]
-
-    def adopt(self, call: Call, leg: Leg) -> None:
-        """Make `leg` the caller's leg of the new `call`."""
-        self._attach(call, leg)
+        if self.leg_call.get(leg.id) is call:
+            del self.leg_call[leg.id]
+        leg.call_id = ""
 
     def rejoin(self, call: Call, leg: Leg) -> None:
+        """Put `leg` back as the other party of `call` (a transfer failed)."""
         call.b = leg
-        call.forks = [leg]
-        self.leg_call[id(leg)] = call
-        leg.on_end = self._leg_ended
+        self.leg_call[leg.id] = call
+        leg.call_id = call.id
 
     def replace(self, call: Call, old: Leg, new: Leg) -> None:
         """Put `new` where `old` was in `call` (attended transfer)."""
@@ -295,22 +473,20 @@ class CallManager(Ringing):
             call.a = new
         else:
             call.b = new
-            call.forks = [new]
-        self.leg_call.pop(id(old), None)
-        self.leg_call[id(new)] = call
-        new.on_end = self._leg_ended
+        self.leg_call.pop(old.id, None)
+        old.call_id = ""
+        self.leg_call[new.id] = call
+        new.call_id = call.id
 
-    def forget_dialog(self, leg: Leg) -> None:
-        """`leg` belongs to no call any more: in-dialog requests for it get 481 from now on."""
-        if leg.dialog is not None:
-            self.dialogs.pop(
-                (leg.dialog.call_id, leg.dialog.local_tag, leg.dialog.remote_tag), None
-            )
-
-    def abandon(self, call: Call, keep: Leg, reason: str) -> None:
-        """End a call placed by a feature that failed, leaving `keep` (its caller) untouched."""
-        self._stop_forks(call)
-        self._close(call, DISPOSITIONS.get(call.best_failure, "failed"), reason, keep=keep)
+    def take_over(self, call: Call, old: Leg, new: Leg) -> None:
+        """`new` becomes the caller of the ringing `call`; `old`'s INVITE ends with 487."""
+        self.pending_invites.pop(old.server_key, None)
+        self.leg_call.pop(old.id, None)
+        old.respond(Status.REQUEST_TERMINATED)
+        call.a = new
+        call.kind = CallKind.HANDOFF
+        self.leg_call[new.id] = call
+        new.call_id = call.id
 
     def unanswered_leg(self, call_id: str, remote_tag: str) -> Leg | None:
         """The caller's leg of a call still ringing, by its dialog's Call-ID and From tag."""
@@ -324,26 +500,9 @@ class CallManager(Ringing):
             None,
         )
 
-    def take_over(self, call: Call, old: Leg, new: Leg) -> None:
-        """`new` becomes the caller of the ringing `call`; `old`'s INVITE ends with 487."""
-        self.pending_invites.pop(old.server_key, None)
-        self.leg_call.pop(id(old), None)
-        old.on_end = None
-        old.respond(487)
-        old.media.close()
-        call.a = new
-        self.leg_call[id(new)] = call
-        new.on_end = self._leg_ended
-
     def call_of(self, leg: Leg) -> Call | None:
-        return self.leg_call.get(id(leg))
+        return self.leg_call.get(leg.id)
 
     def is_busy(self, company_id: int, number: str) -> bool:
-        """Whether a phone of this extension is in an answered call now (one lookup per set-up)."""
-        key = (company_id, number)
-        return any(
-            leg is not None and leg.extension == key and leg.answered
-            for call in self.calls.values()
-            if call.state is CallState.ANSWERED
-            for leg in (call.a, call.b)
-        )
+        """Whether a phone of this extension is in an answered call now."""
+        return self.presence.is_busy(company_id, number)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pbx.engine.legs import Leg
+from pbx.engine.legs import Leg, Negotiation
 from pbx.engine.media import MediaEndpoint
 from pbx.sip import sdp
 
@@ -38,7 +38,7 @@ def local_sdp(
     version, leg.sdp_version = leg.sdp_version, leg.sdp_version + 1
     offer, leg.offer = leg.offer, None
     if offer is None:
-        leg.awaiting_answer = True
+        leg.negotiation = Negotiation.OFFER_SENT
         order = list(dict.fromkeys([prefer or media.codec, *CODECS]))
         return bytes(
             sdp.make_offer(
@@ -50,6 +50,7 @@ def local_sdp(
                 direction=direction or "sendrecv",
             )
         )
+    leg.negotiation = Negotiation.IDLE
     offered = [name for _, name, _ in sdp.codecs(offer) if name in CODECS]
     codecs = [prefer] if prefer in offered else offered
     answer = sdp.negotiate(
@@ -68,7 +69,7 @@ def local_sdp(
 
 def take_answer(leg: Leg, body: bytes) -> bool:
     """Apply the answer a far end gave to our offer (in a 2xx or an ACK); False if unusable."""
-    leg.awaiting_answer = False
+    leg.negotiation = Negotiation.IDLE
     try:
         answer = sdp.SessionDescription.parse(body)
         ip, port = sdp.audio_endpoint(answer)

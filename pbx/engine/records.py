@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pbx.engine.call import CallState
+from pbx.engine.events import CallChanged, Event
+
+_UNANSWERED = frozenset({CallState.ROUTING, CallState.RINGING})
+
 
 class CallRecorder(Protocol):
     """Receives a call's milestones; implementations must not block the event loop."""
@@ -53,3 +58,28 @@ class MemoryRecorder:
 
     def ended(self, call_id: str, disposition: str, reason: str) -> None:
         self.records[call_id].update(disposition=disposition, reason=reason)
+
+
+class RecordWriter:
+    """Subscribes to the engine's events and writes each call's record through a recorder."""
+
+    def __init__(self, recorder: CallRecorder) -> None:
+        self.recorder = recorder
+
+    def on_event(self, event: Event) -> None:
+        if not isinstance(event, CallChanged):
+            return
+        if event.previous is None:
+            self.recorder.started(
+                event.call_id,
+                direction=event.direction,
+                caller=event.caller,
+                caller_name=event.caller_name,
+                callee=event.dialled,
+                company_id=event.company_id,
+            )
+        elif event.state is CallState.ANSWERED and event.previous in _UNANSWERED:
+            self.recorder.answered(event.call_id, event.answered_by)
+        elif event.state is CallState.ENDED:
+            disposition = event.disposition.value if event.disposition else "failed"
+            self.recorder.ended(event.call_id, disposition, event.reason)

@@ -11,15 +11,19 @@ from typing import Any
 import numpy as np
 
 from pbx.engine.auth import Authenticator, FailureTracker
-from pbx.engine.call import CallState
 from pbx.engine.calls import CallManager
+from pbx.engine.commands import Command, Done, execute
+from pbx.engine.dialogs import DialogRequests
 from pbx.engine.directory import Directory
-from pbx.engine.features import Features
-from pbx.engine.legs import ALLOW, reject
+from pbx.engine.events import EventBus, RegistrationChanged
+from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, reject
 from pbx.engine.media import MediaManager
-from pbx.engine.records import CallRecorder, MemoryRecorder
+from pbx.engine.operations import CallOperations
+from pbx.engine.presence import Presence
+from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
 from pbx.engine.routing import Party, Router
+from pbx.engine.services import LoopClock, Tasks
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
 from pbx.engine.watchdog import MediaWatchdog
@@ -86,11 +90,32 @@ class Engine:
             ),
         )
         self.media = MediaManager(config.bind, config.rtp_ports, _load_moh(config.moh_path))
-        self.calls = CallManager(self)
-        self.features = Features(self, self.calls)
-        self.router = Router(directory, self.calls.is_busy)
+        # The call layer: built once from narrow services, wired by events, not callbacks.
+        self.events = EventBus()
+        self.presence = Presence(self.events)
+        self.events.subscribe(self.presence.on_event)
+        self.events.subscribe(RecordWriter(self.recorder).on_event)
+        self.tasks = Tasks()
+        self.clock = LoopClock()
+        self.dialogs = DialogIndex()
+        self.router = Router(directory, self.presence.is_busy)
         self.trunks = TrunkManager(self)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.calls = CallManager(
+            stack=self.stack,
+            clock=self.clock,
+            events=self.events,
+            media=self.media,
+            contacts=self.registrar,
+            router=self.router,
+            trunks=self.trunks,
+            tasks=self.tasks,
+            presence=self.presence,
+            dialogs=self.dialogs,
+        )
+        self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
+        self.dialog_requests = DialogRequests(
+            self.calls, self.operations, stack=self.stack, tasks=self.tasks
+        )
         self._reload: asyncio.TimerHandle | None = None
         self._watch: asyncio.TimerHandle | None = None
         self.watchdog = MediaWatchdog(config.media_timeout)
@@ -139,11 +164,11 @@ class Engine:
 
     def _watch_media(self) -> None:
         """Hang up the calls a phone left without a word (see watchdog.py)."""
-        answered = [c for c in self.calls.calls.values() if c.state is CallState.ANSWERED]
-        legs = [leg for call in answered for leg in (call.a, call.b) if leg is not None]
+        talking = [c for c in self.calls.calls.values() if c.talking]
+        legs = [leg for call in talking for leg in (call.a, call.b) if leg is not None]
         for leg in self.watchdog.silent(legs, self.stack.now()):
             call = self.calls.call_of(leg)
-            if call is not None and call.state is CallState.ANSWERED:
+            if call is not None and call.talking:
                 log.info(
                     "call %s: no media from %s for %ss, hanging up",
                     call.id[:8],
@@ -165,8 +190,7 @@ class Engine:
         for call in list(self.calls.calls.values()):
             self.calls.hangup_call(call, "shutdown")
         await asyncio.sleep(0.05)  # let the BYEs leave
-        for task in list(self._tasks):
-            task.cancel()
+        self.tasks.cancel_all()
         await self.stack.close()
         for writer in (self.recorder, self.registrar.store):  # the last records reach the disk
             flush = getattr(writer, "flush", None)
@@ -184,36 +208,38 @@ class Engine:
             "trunks": {r.trunk.name: r.state for r in self.trunks.registrations.values()},
             "sip": dict(self.stack.stats),
             "authenticated": dict(self.auth.accepted),
+            "tasks": len(self.tasks),
         }
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self.tasks.spawn(coro)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("engine task failed", exc_info=task.exception())
+    async def execute(self, command: Command) -> Done:
+        """Carry out a command on a call (the console, the API); see commands.py.
+
+        Raises:
+            OperationError: the call has gone, is not answered, ... (`code` says which).
+        """
+        return await execute(self.calls, self.operations, command)
 
     # --- the transaction user ------------------------------------------------------------
 
     def on_request(self, request: Request, source: Addr, transport: str, key: Any) -> None:
         method = request.method
         if method == "ACK":
-            leg = self.calls.find_leg(request)
+            leg = self.dialogs.find(request)
             if leg is not None:
-                self.features.in_dialog(leg, request)
+                self.dialog_requests.handle(leg, request)
             return
         if method == "CANCEL":
             self._cancel(request, key)
             return
         if request.to_addr.tag:
-            leg = self.calls.find_leg(request)
+            leg = self.dialogs.find(request)
             if leg is None:
                 self.stack.send_response(make_response(request, 481))
             else:
-                self.features.in_dialog(leg, request)
+                self.dialog_requests.handle(leg, request)
             return
         now = self.stack.now()
         if self.auth.tracker.is_blocked(source[0], now) and self.trunks.carrier(source) is None:
@@ -231,7 +257,7 @@ class Engine:
                     request,
                     200,
                     headers=(
-                        ("Allow", ALLOW),
+                        ("Allow", ALLOW_OUTSIDE_DIALOGS),
                         ("Accept", "application/sdp"),
                         ("Supported", "replaces"),
                     ),
@@ -240,24 +266,24 @@ class Engine:
         elif method == "BYE":
             self.stack.send_response(make_response(request, 481))
         else:
-            self.stack.send_response(make_response(request, 405, headers=(("Allow", ALLOW),)))
+            self.stack.send_response(
+                make_response(request, 405, headers=(("Allow", ALLOW_OUTSIDE_DIALOGS),))
+            )
 
     def on_stray_response(self, response: Response, source: Addr) -> None:
         log.debug("stray %s %s from %s", response.status, response.cseq, source)
 
     def on_ack_timeout(self, key: Any) -> None:
-        for leg in list(self.calls.dialogs.values()):
+        for leg in self.dialogs.legs():
             if leg.server_key == key and not leg.ended:
                 log.info("no ACK for our 200 from %s: hanging up", leg.label)
-                leg.hangup("no ACK")
+                self.calls.hangup_leg(leg, "no ACK")
 
     def _cancel(self, cancel: Request, key: Any) -> None:
         invite_key = self.stack.layer.find_invite_for_cancel(cancel)
         self.stack.send_response(make_response(cancel, 200))
-        if invite_key is None or self.calls.cancel(invite_key):
-            return
-        if invite_key in self.calls.routing:  # still being authenticated or routed
-            self.calls.early_cancels.add(invite_key)
+        if invite_key is not None:
+            self.calls.cancel(invite_key)
 
     async def _register(self, request: Request, source: Addr, transport: str) -> None:
         now = self.stack.now()
@@ -275,17 +301,19 @@ class Engine:
                 make_response(request, 403, "Forbidden: credentials of another user")
             )
             return
-        self.stack.send_response(
-            self.registrar.register(outcome.device.username, request, source, transport, now)
-        )
+        username = outcome.device.username
+        before = len(self.registrar.contacts(username, now))
+        self.stack.send_response(self.registrar.register(username, request, source, transport, now))
+        after = len(self.registrar.contacts(username, now))
+        if after != before:
+            self.events.emit(RegistrationChanged(username, after, now))
 
     async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
-        self.calls.routing.add(key)
+        self.calls.setup_started(key)
         try:
             await self._route_invite(invite, source, transport, key)
         finally:
-            self.calls.routing.discard(key)
-            self.calls.early_cancels.discard(key)
+            self.calls.setup_finished(key)
 
     async def _route_invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
         uri = invite.request_uri
@@ -342,7 +370,7 @@ class Engine:
         reject(self.stack, invite, 404, "No such company number")
 
     def _cancelled(self, invite: Request, key: Any) -> bool:
-        if key in self.calls.early_cancels:
+        if self.calls.setup_cancelled(key):
             reject(self.stack, invite, 487)
             return True
         return False

@@ -146,7 +146,7 @@ class TrunkManager:
         for trunk in trunks:
             try:
                 infos = await loop.getaddrinfo(trunk.host, trunk.port, type=socket.SOCK_DGRAM)
-                resolved = [info[4][0] for info in infos]
+                resolved = [str(info[4][0]) for info in infos]
             except OSError as error:
                 # A passing DNS failure must not make the carrier a stranger: keep what the
                 # last lookup found, if the trunk's host and port did not change since.

@@ -1,0 +1,121 @@
+"""The narrow services the call layer uses, each a protocol built once in `Engine`.
+
+The call layer (calls.py, ringer.py, operations.py, dialogs.py) never holds the whole engine:
+it gets these, so that unit tests can give it a fake SIP stack and a fake clock, and so that
+nothing imports the engine module upwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pbx.engine.directory import TrunkInfo
+    from pbx.engine.media import MediaEndpoint
+    from pbx.engine.registrar import Binding
+    from pbx.engine.routing import Party, Route, Unavailable
+    from pbx.sip.headers import Via
+    from pbx.sip.message import Request, Response
+
+log = logging.getLogger(__name__)
+
+Addr = tuple[str, int]
+ResponseCallback = Callable[["Response | None"], None]
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Time and timers: the event loop's in the engine, a fake one in unit tests."""
+
+    def now(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
+
+
+class LoopClock:
+    """The running event loop as a `Clock`."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class SipSender(Protocol):
+    """What legs and the call layer need of the SIP stack (pbx/engine/stack.py)."""
+
+    advertise: str
+
+    def now(self) -> float: ...
+
+    def via(self, transport: str = "udp") -> Via: ...
+
+    def contact(self, user: str = "centralino", transport: str = "udp") -> str: ...
+
+    def send_request(
+        self, request: Request, dest: Addr, transport: str, callback: ResponseCallback | None
+    ) -> Any: ...
+
+    def send_response(self, response: Response) -> None: ...
+
+    def send_ack(self, ack: Request, dest: Addr, transport: str) -> None: ...
+
+
+class MediaPorts(Protocol):
+    """RTP endpoints (pbx/engine/media.py MediaManager) and the hold music."""
+
+    moh: Any
+
+    async def allocate(self) -> MediaEndpoint: ...
+
+
+class Contacts(Protocol):
+    """Where a device can be reached now (the registrar)."""
+
+    def contacts(self, username: str, now: float) -> list[Binding]: ...
+
+
+class Routing(Protocol):
+    """The dial plan (routing.py Router)."""
+
+    async def route(self, caller: Party, dialled: str, depth: int = 0) -> Route | Unavailable: ...
+
+    async def forward(self, caller: Party, target: str) -> Route | Unavailable: ...
+
+
+class TrunkAddresses(Protocol):
+    """The carrier's address for a trunk (trunk.py TrunkManager)."""
+
+    async def address(self, trunk: TrunkInfo) -> Addr | None: ...
+
+
+class Tasks:
+    """Keeps every background task of the engine until it ends, and logs its failure."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
