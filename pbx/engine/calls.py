@@ -360,8 +360,8 @@ class CallManager:
         if call.kind is CallKind.HANDOFF:
             # Placed for a party already in a conversation (a transfer): that party stays as
             # it is; whoever placed the call decides what becomes of it.
-            self._close(call, disposition, reason, keep=call.a)
             call.settle(Outcome(None, status))
+            self._close(call, disposition, reason, keep=call.a)
             return
         a = call.a
         self.pending_invites.pop(a.server_key, None)
