@@ -253,9 +253,10 @@ class CallManager:
             if trunk.caller_id and call.direction != "inbound":
                 presented = Party(presented.company_id, trunk.caller_id, presented.name)
         else:
-            now = self.stack.now()
+            stack = self.stack
+            now = stack.now()
             targets = [
-                Target(str(b.contact), b.source, b.transport, device=b.username)
+                Target(str(b.contact), stack.destination(b), b.transport, device=b.username)
                 for device in route.devices
                 for b in self.contacts.contacts(device, now)
             ]

@@ -67,6 +67,8 @@ class SipSender(Protocol):
 
     def send_ack(self, ack: Request, dest: Addr, transport: str) -> None: ...
 
+    def destination(self, binding: Binding) -> Addr: ...
+
 
 class MediaPorts(Protocol):
     """RTP endpoints (pbx/engine/media.py MediaManager) and the hold music."""

@@ -292,10 +292,6 @@ def test_a_tcp_phone_is_reached_through_the_connection_it_registered_on(pbx: Pbx
         phone.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ringing.py still sends to binding.source: it should call SipStack.destination(binding)",
-)
 def test_a_call_reaches_a_tcp_phone_whose_connection_closed(pbx: Pbx) -> None:
     contact_port = free_port_range(1)
     _register_over_tcp_and_leave(pbx, "202", contact_port)
