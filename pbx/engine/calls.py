@@ -33,8 +33,11 @@ from pbx.engine.services import (
     Tasks,
     TrunkAddresses,
 )
+from pbx.engine.session_timers import MIN_SE, IntervalTooSmall
+from pbx.engine.session_timers import negotiate as negotiate_session_timer
 from pbx.sip import sdp
-from pbx.sip.message import Request
+from pbx.sip.ids import new_tag
+from pbx.sip.message import Request, make_response
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,14 @@ class CallManager:
                 media.close()
                 reject(self.stack, invite, 488, f"Unusable SDP: {error}")
                 return
+        try:
+            session_timer = negotiate_session_timer(invite)
+        except IntervalTooSmall:
+            media.close()
+            self.stack.send_response(
+                make_response(invite, 422, to_tag=new_tag(), headers=(("Min-SE", str(MIN_SE)),))
+            )
+            return
         # Without an offer (late offer, RFC 3261 13.2.1) we offer in the 200 and the
         # caller answers in its ACK.
         call_id = uuid.uuid4().hex
@@ -152,6 +163,7 @@ class CallManager:
             offer=offer,
             extension=(caller.company_id, caller.number) if caller.device else None,
             call_id=call_id,
+            session_timer=session_timer,
         )
         leg.respond(100)
         call = Call(call_id, leg, caller, dialled, direction, events=self.events)
@@ -322,7 +334,11 @@ class CallManager:
         a = call.a
         if a.unanswered:
             self.pending_invites.pop(a.server_key, None)
-            a.respond(200, body=local_sdp(self.advertise, a, prefer=leg.media.codec))
+            a.respond(
+                200,
+                body=local_sdp(self.advertise, a, prefer=leg.media.codec),
+                headers=_session_headers(a),
+            )
             self.dialogs.add(a)
         bridge(a.media, leg.media)
         call.move(CallState.ANSWERED)
@@ -337,7 +353,7 @@ class CallManager:
             call.ringer.stop()
         a = call.a
         self.pending_invites.pop(a.server_key, None)
-        a.respond(200, body=local_sdp(self.advertise, a))
+        a.respond(200, body=local_sdp(self.advertise, a), headers=_session_headers(a))
         self.dialogs.add(a)
         call.answered_by = "pbx"
         call.move(CallState.ANSWERED)
@@ -504,6 +520,17 @@ class CallManager:
     def call_of(self, leg: Leg) -> Call | None:
         return self.leg_call.get(leg.id)
 
+    def leg_by_id(self, leg_id: int) -> Leg | None:
+        """A leg of a live call, by its id (events name legs by id)."""
+        call = self.leg_call.get(leg_id)
+        if call is None:
+            return None
+        return next((leg for leg in (call.a, call.b) if leg is not None and leg.id == leg_id), None)
+
     def is_busy(self, company_id: int, number: str) -> bool:
         """Whether a phone of this extension is in an answered call now."""
         return self.presence.is_busy(company_id, number)
+
+
+def _session_headers(leg: Leg) -> tuple[tuple[str, str], ...]:
+    return leg.session_timer.headers() if leg.session_timer is not None else ()

@@ -16,6 +16,8 @@ from pbx.engine.legs import ALLOW, Leg
 from pbx.engine.negotiation import is_hold, local_sdp, take_answer
 from pbx.engine.operations import CallOperations, OperationError
 from pbx.engine.services import SipSender, Tasks
+from pbx.engine.session_timers import MIN_SE, IntervalTooSmall, SessionTimers
+from pbx.engine.session_timers import negotiate as negotiate_session_timer
 from pbx.sip import sdp
 from pbx.sip.errors import SipParseError
 from pbx.sip.headers import NameAddr
@@ -32,8 +34,15 @@ SIPFRAG = "message/sipfrag;version=2.0"
 
 class DialogRequests:
     def __init__(
-        self, calls: CallManager, operations: CallOperations, *, stack: SipSender, tasks: Tasks
+        self,
+        calls: CallManager,
+        operations: CallOperations,
+        session_timers: SessionTimers,
+        *,
+        stack: SipSender,
+        tasks: Tasks,
     ) -> None:
+        self.session_timers = session_timers
         self.calls = calls
         self.operations = operations
         self.stack = stack
@@ -81,10 +90,14 @@ class DialogRequests:
         A re-INVITE without an offer gets ours in the 200 (the answer comes in the ACK); an
         UPDATE without one only refreshes the dialog (session timers) and changes nothing.
         """
+        contact = ("Contact", self.stack.contact(transport=leg.transport))
+        try:
+            timer = self._session_refresh(leg, request)
+        except IntervalTooSmall:
+            self._reply(request, 422, headers=(("Min-SE", str(MIN_SE)),))
+            return
         if request.method == "UPDATE" and not request.body:
-            self._reply(
-                request, 200, headers=(("Contact", self.stack.contact(transport=leg.transport)),)
-            )
+            self._reply(request, 200, headers=(contact, *timer))
             return
         try:
             offer = sdp.SessionDescription.parse(request.body) if request.body else None
@@ -104,13 +117,20 @@ class DialogRequests:
             request,
             200,
             body=body,
-            headers=(
-                ("Contact", self.stack.contact(transport=leg.transport)),
-                ("Content-Type", "application/sdp"),
-            ),
+            headers=(contact, ("Content-Type", "application/sdp"), *timer),
         )
         if request.body:
             self._set_hold(leg, is_hold(request.body))
+
+    def _session_refresh(self, leg: Leg, request: Request) -> tuple[tuple[str, str], ...]:
+        """A refresh of the session timer, if the request carries one: the 2xx headers."""
+        if leg.session_timer is None:
+            return ()
+        timer = negotiate_session_timer(request)
+        if timer is None:
+            return ()
+        self.session_timers.refreshed(leg, timer)
+        return timer.headers()
 
     def _answered_in_ack(self, leg: Leg, ack: Request) -> None:
         if take_answer(leg, ack.body):

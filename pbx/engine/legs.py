@@ -25,6 +25,7 @@ from pbx.sip.transaction import make_cancel
 if TYPE_CHECKING:
     from pbx.engine.media import MediaEndpoint
     from pbx.engine.services import ResponseCallback, SipSender
+    from pbx.engine.session_timers import SessionTimer
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class Leg:
     extension: tuple[int, str] | None = None  # (company, number) of a phone leg: busy lamp
     auth_tries: int = 0
     call_id: str = ""  # the call it belongs to now, for events
+    session_timer: SessionTimer | None = None  # RFC 4028, negotiated with the phone
+    local_body: bytes = b""  # the SDP we last sent in a response (a session refresh resends it)
     id: int = field(default_factory=lambda: next(_leg_ids))
 
     def __post_init__(self) -> None:
@@ -199,6 +202,7 @@ class Leg:
             extra.append(("Contact", self.stack.contact(transport=self.transport)))
         if body:
             extra.append(("Content-Type", "application/sdp"))
+            self.local_body = body
         tag = None if status == 100 else self.local_tag
         response = make_response(
             self.invite, status, reason, to_tag=tag, headers=tuple(extra), body=body

@@ -24,6 +24,7 @@ from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
 from pbx.engine.routing import Party, Router
 from pbx.engine.services import LoopClock, Tasks
+from pbx.engine.session_timers import SessionTimers
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
 from pbx.engine.watchdog import MediaWatchdog
@@ -113,8 +114,10 @@ class Engine:
             dialogs=self.dialogs,
         )
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
+        self.session_timers = SessionTimers(self.calls, stack=self.stack, clock=self.clock)
+        self.events.subscribe(self.session_timers.on_event)
         self.dialog_requests = DialogRequests(
-            self.calls, self.operations, stack=self.stack, tasks=self.tasks
+            self.calls, self.operations, self.session_timers, stack=self.stack, tasks=self.tasks
         )
         self._reload: asyncio.TimerHandle | None = None
         self._watch: asyncio.TimerHandle | None = None
