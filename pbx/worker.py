@@ -3,7 +3,8 @@
 A process holds at most one engine and knows the loop it runs on: `manage.py serve` attaches the
 engine that shares Daphne's loop; a Celery worker consuming a ``telephony.<node>`` queue starts
 one in a dedicated thread with its own loop (uvloop when installed) and stops it at shutdown.
-Code running in other threads (Celery tasks, sync views) reaches it with `call_engine`.
+Code running in other threads (Celery tasks, sync views) reaches it with `call_engine`, and
+sends it call commands with `execute`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from celery import signals
 
 if TYPE_CHECKING:
+    from pbx.engine.commands import Command, Done
     from pbx.engine.runtime import Engine
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,19 @@ def call_engine(work: Callable[[Engine], Awaitable[T]], timeout: float = 5.0) ->
 
 async def _invoke(work: Callable[[Engine], Awaitable[T]], engine: Engine) -> T:
     return await work(engine)
+
+
+def execute(command: Command, timeout: float = 5.0) -> Done:
+    """Carry out a call command (pbx/engine/commands.py) on this process's engine.
+
+    Raises OperationError (its `code` says why: `no_such_call`, `not_answered`...), or
+    RuntimeError when this process has no engine.
+    """
+
+    async def run(engine: Engine) -> Done:
+        return await engine.execute(command)
+
+    return call_engine(run, timeout)
 
 
 async def describe(engine: Engine) -> dict[str, Any]:
