@@ -269,7 +269,8 @@ class CallManager:
             now = stack.now()
             targets = [
                 Target(str(b.contact), stack.destination(b), b.transport, device=b.username)
-                for device in route.devices
+                for member in route.members
+                for device in member.devices
                 for b in self.contacts.contacts(device, now)
             ]
             if not targets:

@@ -21,11 +21,19 @@ class Party:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    """Ring these devices (or this trunk number) for `timeout` seconds."""
+class Member:
+    """Someone a route rings: an extension and its devices (SIP usernames), in ring order."""
 
     number: str
-    devices: tuple[str, ...] = ()
+    devices: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Ring these members (or this trunk number) for `timeout` seconds."""
+
+    number: str
+    members: tuple[Member, ...] = ()
     ring_mode: str = "all"
     timeout: float = 20
     forward_busy: str = ""
@@ -78,7 +86,7 @@ class Router:
             return Unavailable("busy", 486)
         return Route(
             number=ext.number,
-            devices=ext.devices,
+            members=(Member(ext.number, ext.devices),),
             ring_mode=ext.ring_mode,
             timeout=ext.no_answer_timeout,
             forward_busy=ext.forward_busy,

@@ -100,7 +100,7 @@ class Engine:
         self.clock = LoopClock()
         self.dialogs = DialogIndex()
         self.router = Router(directory, self.presence.is_busy)
-        self.trunks = TrunkManager(self)
+        self.trunks = TrunkManager(directory, self.stack)
         self.calls = CallManager(
             stack=self.stack,
             clock=self.clock,
@@ -208,7 +208,7 @@ class Engine:
             "calls": len(self.calls.calls),
             "registered_devices": len(self.registrar.usernames()),
             "rtp_ports_in_use": self.media.in_use,
-            "trunks": {r.trunk.name: r.state for r in self.trunks.registrations.values()},
+            "trunks": {r.trunk.name: r.state.value for r in self.trunks.registrations.values()},
             "sip": dict(self.stack.stats),
             "authenticated": dict(self.auth.accepted),
             "tasks": len(self.tasks),

@@ -98,6 +98,7 @@ class SipTransports:
         self._server: asyncio.base_events.Server | None = None
         self._tcp: dict[Addr, _TcpConnection] = {}
         self._connecting: dict[Addr, list[bytes]] = {}
+        self._connects: set[asyncio.Task[None]] = set()
         self.port = 0
         self.host = ""
 
@@ -136,7 +137,9 @@ class SipTransports:
                 pending.append(data)
                 return
             self._connecting[addr] = [data]
-            asyncio.get_running_loop().create_task(self._connect(addr))
+            task = asyncio.get_running_loop().create_task(self._connect(addr))
+            self._connects.add(task)  # kept until done: a task nobody holds may be collected
+            task.add_done_callback(self._connects.discard)
             return
         if self._udp and self._udp.transport:
             self._udp.transport.sendto(data, addr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import socket
 from typing import TYPE_CHECKING
@@ -14,7 +15,8 @@ from pbx.sip.ids import new_call_id, new_tag
 from pbx.sip.message import Request, Response
 
 if TYPE_CHECKING:
-    from pbx.engine.runtime import Engine
+    from pbx.engine.directory import Directory
+    from pbx.engine.services import SipSender
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +24,24 @@ Addr = tuple[str, int]
 RETRY_AFTER_FAILURE = 30.0
 
 
+class TrunkState(enum.Enum):
+    UNREGISTERED = "unregistered"
+    REGISTERED = "registered"
+    FAILED = "failed"
+
+
 class TrunkRegistration:
     """Keeps one trunk registered: REGISTER, answer the challenge, refresh before expiry."""
 
-    def __init__(self, engine: Engine, trunk: TrunkInfo, dest: Addr) -> None:
-        self.engine = engine
+    def __init__(self, stack: SipSender, trunk: TrunkInfo, dest: Addr) -> None:
+        self.stack = stack
         self.trunk = trunk
         self.dest = dest
-        self.call_id = new_call_id(engine.advertise)
+        self.call_id = new_call_id(stack.advertise)
         self.tag = new_tag()
         self.cseq = 0
         self.client = DigestClient(trunk.username, trunk.password)
-        self.state = "unregistered"
+        self.state = TrunkState.UNREGISTERED
         self._timer: asyncio.TimerHandle | None = None
         self._auth_tries = 0
         self._stopped = False
@@ -54,7 +62,7 @@ class TrunkRegistration:
         aor = f"sip:{trunk.username}@{trunk.host}{port}"
         headers = Headers(
             [
-                ("Via", str(self.engine.stack.via(trunk.transport))),
+                ("Via", str(self.stack.via(trunk.transport))),
                 ("Max-Forwards", "70"),
                 ("From", f"<{aor}>;tag={self.tag}"),
                 ("To", f"<{aor}>"),
@@ -62,7 +70,7 @@ class TrunkRegistration:
                 ("CSeq", f"{self.cseq} REGISTER"),
                 (
                     "Contact",
-                    self.engine.stack.contact(trunk.username or "centralino", trunk.transport),
+                    self.stack.contact(trunk.username or "centralino", trunk.transport),
                 ),
                 ("Expires", str(trunk.register_expires)),
                 ("User-Agent", "Centralino"),
@@ -71,7 +79,7 @@ class TrunkRegistration:
         if authorization:
             headers.add(*authorization)
         request = Request("REGISTER", f"sip:{trunk.host}{port}", headers)
-        self.engine.stack.send_request(request, self.dest, trunk.transport, self._on_response)
+        self.stack.send_request(request, self.dest, trunk.transport, self._on_response)
 
     def _on_response(self, response: Response | None) -> None:
         if self._stopped:
@@ -98,7 +106,7 @@ class TrunkRegistration:
             return
         self._auth_tries = 0
         if 200 <= response.status < 300:
-            self.state = "registered"
+            self.state = TrunkState.REGISTERED
             expires = _granted_expires(response, self.trunk.register_expires)
             log.info("trunk %s registered for %ss", self.trunk.name, expires)
             self._schedule(max(5.0, expires * 0.8))
@@ -106,7 +114,7 @@ class TrunkRegistration:
             self._retry(f"{response.status} {response.reason}")
 
     def _retry(self, why: str) -> None:
-        self.state = "failed"
+        self.state = TrunkState.FAILED
         log.warning("trunk %s registration failed: %s", self.trunk.name, why)
         self._auth_tries = 0
         self._schedule(RETRY_AFTER_FAILURE)
@@ -130,8 +138,9 @@ def _granted_expires(response: Response, asked: int) -> int:
 class TrunkManager:
     """The trunks of all companies, their resolved addresses and their registrations."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, directory: Directory, stack: SipSender) -> None:
+        self.directory = directory
+        self.stack = stack
         self.trunks: list[TrunkInfo] = []
         self._by_source: dict[Addr, TrunkInfo] = {}
         self._addresses: dict[int, Addr] = {}
@@ -139,7 +148,7 @@ class TrunkManager:
 
     async def load(self) -> None:
         """(Re)read the trunks; start or stop registrations to match."""
-        trunks = await self.engine.directory.trunks()
+        trunks = await self.directory.trunks()
         loop = asyncio.get_running_loop()
         by_source: dict[Addr, TrunkInfo] = {}
         addresses: dict[int, Addr] = {}
@@ -177,7 +186,7 @@ class TrunkManager:
                 self.registrations.pop(trunk_id).stop()
         for trunk_id, trunk in wanted.items():
             if trunk_id not in self.registrations:
-                registration = TrunkRegistration(self.engine, trunk, addresses[trunk_id])
+                registration = TrunkRegistration(self.stack, trunk, addresses[trunk_id])
                 self.registrations[trunk_id] = registration
                 registration.start()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pbx.engine.directory import ExtensionInfo, MemoryDirectory, TrunkInfo
-from pbx.engine.routing import Party, Route, Router, Unavailable
+from pbx.engine.routing import Member, Party, Route, Router, Unavailable
 
 CALLER = Party(1, "201", "Mario Rossi", "201")
 
@@ -26,7 +26,7 @@ async def test_a_short_number_rings_the_devices_of_its_extension() -> None:
         CALLER, "202"
     )
     assert isinstance(route, Route)
-    assert route.devices == ("202", "202-app") and route.trunk is None
+    assert route.members == (Member("202", ("202", "202-app")),) and route.trunk is None
 
 
 async def test_a_leading_zero_selects_the_trunk_and_is_stripped() -> None:
