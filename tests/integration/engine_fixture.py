@@ -335,7 +335,7 @@ def _caller_media(engine: Engine) -> CallerMedia:
 
 
 def _trunk_states(engine: Engine) -> dict[str, str]:
-    return {r.trunk.name: r.state for r in engine.trunks.registrations.values()}
+    return {r.trunk.name: r.state.value for r in engine.trunks.registrations.values()}
 
 
 def _engine_config(**config: Any) -> EngineConfig:
