@@ -192,7 +192,7 @@ class CallManager:
     def _attach(self, call: Call, leg: Leg) -> None:
         self.calls[call.id] = call
         self.leg_call[leg.id] = call
-        leg.call_id = call.id
+        leg.belong_to(call.id)
         self._hear_digits(leg)
 
     def _hear_digits(self, leg: Leg) -> None:
@@ -218,7 +218,12 @@ class CallManager:
                 return
             call.route = route
             result = await self._ring(call, route)
-            if result is None or call.state is CallState.ENDED:
+            if result is None:
+                return
+            if call.state is CallState.ENDED:
+                if result.leg is not None:  # it answered as the caller gave up
+                    self.dialogs.remove(result.leg)
+                    result.leg.hangup()
                 return
             if result.end is RingEnd.ANSWERED:
                 assert result.leg is not None
@@ -320,6 +325,8 @@ class CallManager:
             self.unavailable(call, "busy", Status.BUSY_HERE)
         elif status in (Status.REQUEST_TIMEOUT, Status.UNAVAILABLE):
             self.unavailable(call, "no answer", Status.UNAVAILABLE)
+        elif status in (401, 407):  # the carrier refused our credentials: not the phone's
+            self._end_unanswered(call, Status.SERVICE_UNAVAILABLE, f"status {status}")
         else:
             final = status if 400 <= status < 700 else Status.UNAVAILABLE
             self._end_unanswered(call, final, f"status {status}")
@@ -478,13 +485,16 @@ class CallManager:
             call.a, call.b = call.b, None
         if self.leg_call.get(leg.id) is call:
             del self.leg_call[leg.id]
-        leg.call_id = ""
+        leg.belong_to("")
 
-    def rejoin(self, call: Call, leg: Leg) -> None:
-        """Put `leg` back as the other party of `call` (a transfer failed)."""
-        call.b = leg
+    def rejoin(self, call: Call, leg: Leg, *, as_caller: bool) -> None:
+        """Put `leg` back as the other party of `call` (a transfer failed), on its old side."""
+        if as_caller:
+            call.a, call.b = leg, call.a
+        else:
+            call.b = leg
         self.leg_call[leg.id] = call
-        leg.call_id = call.id
+        leg.belong_to(call.id)
 
     def replace(self, call: Call, old: Leg, new: Leg) -> None:
         """Put `new` where `old` was in `call` (attended transfer)."""
@@ -493,9 +503,9 @@ class CallManager:
         else:
             call.b = new
         self.leg_call.pop(old.id, None)
-        old.call_id = ""
+        old.belong_to("")
         self.leg_call[new.id] = call
-        new.call_id = call.id
+        new.belong_to(call.id)
 
     def take_over(self, call: Call, old: Leg, new: Leg) -> None:
         """`new` becomes the caller of the ringing `call`; `old`'s INVITE ends with 487."""
@@ -505,7 +515,7 @@ class CallManager:
         call.a = new
         call.kind = CallKind.HANDOFF
         self.leg_call[new.id] = call
-        new.call_id = call.id
+        new.belong_to(call.id)
 
     def unanswered_leg(self, call_id: str, remote_tag: str) -> Leg | None:
         """The caller's leg of a call still ringing, by its dialog's Call-ID and From tag."""

@@ -76,6 +76,8 @@ async def execute(calls: CallManager, operations: CallOperations, command: Comma
         operations.hangup(call, "hung up by command")
         return Done(call.id)
     if isinstance(command, Hold | Resume):
+        if not call.talking:
+            raise OperationError("not_answered", f"call {call.id} is not answered")
         leg = _leg(call, command.side)
         if isinstance(command, Hold):
             operations.hold(leg)

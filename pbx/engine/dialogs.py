@@ -159,7 +159,10 @@ class DialogRequests:
             return
         self._reply(request, 202)
         self._notify(referrer, "100 Trying", final=False)
-        replaces = target.uri.headers.get("Replaces")
+        replaces = next(
+            (value for name, value in target.uri.headers.items() if name.lower() == "replaces"),
+            None,
+        )
         if replaces:
             self._attended(call, referrer, replaces)
         else:

@@ -139,6 +139,12 @@ class Leg:
         self.offer = offer
         self.negotiation = Negotiation.OFFER_RECEIVED if offer is not None else Negotiation.IDLE
 
+    def belong_to(self, call_id: str) -> None:
+        """The leg moved to another call ("": to none), as a transfer does; say so."""
+        if call_id != self.call_id:
+            self.call_id = call_id
+            self._emit(self.state)
+
     def set_hold(self, held: bool) -> None:
         """The far end held (or resumed) the media of this leg."""
         if held != self.remote_hold:

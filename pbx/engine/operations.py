@@ -72,12 +72,13 @@ class CallOperations:
         """
         transferee = self._transferee(call, referrer)
         party = party_of(call, transferee)
+        was_caller = transferee is call.a
         call.move(CallState.TRANSFERRING)
         self.calls.detach(call, transferee)
         transferee.media.play(self.moh)
         log.info("call %s: blind transfer of %s to %s", call.id[:8], transferee.label, number)
         placed = self.calls.place(transferee, party, number)
-        return await self._handed_off(call, referrer, transferee, placed)
+        return await self._handed_off(call, referrer, transferee, placed, was_caller)
 
     async def transfer_to_ringing(self, call: Call, referrer: Leg, consulting: Leg) -> Outcome:
         """Transfer to a consultation call that still rings: the transferee takes it over.
@@ -89,6 +90,7 @@ class CallOperations:
         transferee = self._transferee(call, referrer)
         if consult is None or consult.state is not CallState.RINGING:
             raise OperationError("no_such_call", "the consultation call no longer rings")
+        was_caller = transferee is call.a
         call.move(CallState.TRANSFERRING)
         self.calls.detach(call, transferee)
         transferee.media.play(self.moh)
@@ -99,10 +101,10 @@ class CallOperations:
             transferee.label,
             consult.dialled,
         )
-        return await self._handed_off(call, referrer, transferee, consult)
+        return await self._handed_off(call, referrer, transferee, consult, was_caller)
 
     async def _handed_off(
-        self, call: Call, referrer: Leg, transferee: Leg, placed: Call
+        self, call: Call, referrer: Leg, transferee: Leg, placed: Call, was_caller: bool
     ) -> Outcome:
         outcome = await placed.outcome
         if outcome.answered is not None:
@@ -111,8 +113,10 @@ class CallOperations:
             self.calls.dialogs.remove(transferee)
             return Outcome(None, Status.REQUEST_TERMINATED)
         if not referrer.ended and call.state is CallState.TRANSFERRING:
-            self.calls.rejoin(call, transferee)  # give the referrer its party back
+            self.calls.rejoin(call, transferee, as_caller=was_caller)  # its party back
             bridge(transferee.media, referrer.media)
+            if referrer.remote_hold:  # it held before transferring: the music goes on
+                transferee.media.play(self.moh)
             call.move(CallState.ANSWERED)
         else:
             self.calls.dialogs.remove(transferee)

@@ -128,7 +128,9 @@ class Ringer:
                 leg = self.forks.get(index)
                 if leg is not None and leg.state in LIVE_RINGING:
                     leg.hangup()
-            if self._step_timer is not None:
+            # A step that rings nothing and sets no timer (a stopped phone's 487) leaves the
+            # current turn's timer alone.
+            if self._step_timer is not None and (step.ring or step.timer is not None):
                 self._step_timer.cancel()
                 self._step_timer = None
             for index in step.ring:
