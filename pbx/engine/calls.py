@@ -17,12 +17,12 @@ from typing import Any
 
 from pbx.engine.call import BUSY_STATUSES, Call, CallKind, CallState, Disposition, Outcome, Status
 from pbx.engine.events import DigitPressed, EventSink
-from pbx.engine.hunt import RingAll, strategy_for
+from pbx.engine.hunt import RingAll, RingStrategy, strategy_for
 from pbx.engine.legs import DialogIndex, Leg, reject
 from pbx.engine.media import MediaEndpoint, NoFreePort, bridge
-from pbx.engine.negotiation import local_sdp
+from pbx.engine.negotiation import local_sdp, unanswerable
 from pbx.engine.presence import Presence
-from pbx.engine.ringer import RingEnd, Ringer, RingResult, Target
+from pbx.engine.ringer import RingEnd, Ringer, RingResult, member_targets, trunk_target
 from pbx.engine.routing import MAX_FORWARDS, Party, Route, Unavailable
 from pbx.engine.services import (
     Clock,
@@ -126,19 +126,11 @@ class CallManager:
             media.close()
             reject(self.stack, invite, 487)
             return
-        if offer is not None:
-            try:  # refuse now an offer we could never answer, before anything rings
-                sdp.negotiate(
-                    offer, local_ip=self.advertise, local_port=media.port, session_id=1, version=1
-                )
-            except sdp.NoCommonCodec:
-                media.close()
-                reject(self.stack, invite, 488, "No common codec")
-                return
-            except sdp.SdpError as error:  # e.g. no c= line: nothing we could ever answer
-                media.close()
-                reject(self.stack, invite, 488, f"Unusable SDP: {error}")
-                return
+        unusable = unanswerable(offer, self.advertise, media.port) if offer is not None else None
+        if unusable is not None:  # refuse now an offer we could never answer, before it rings
+            media.close()
+            reject(self.stack, invite, 488, unusable)
+            return
         try:
             session_timer = negotiate_session_timer(invite)
         except IntervalTooSmall:
@@ -257,28 +249,12 @@ class CallManager:
             if dest is None:
                 self.unavailable(call, "trunk unreachable", Status.SERVICE_UNAVAILABLE)
                 return None
-            port = f":{trunk.port}" if trunk.port != 5060 else ""
-            targets = [
-                Target(
-                    f"sip:{route.number}@{trunk.host}{port}",
-                    dest,
-                    trunk.transport,
-                    request_user=route.number,
-                    trunk=trunk,
-                )
-            ]
-            strategy: Any = RingAll(1)
+            targets = [trunk_target(trunk, route.number, dest)]
+            strategy: RingStrategy = RingAll(1)
             if trunk.caller_id and call.direction != "inbound":
                 presented = Party(presented.company_id, trunk.caller_id, presented.name)
         else:
-            stack = self.stack
-            now = stack.now()
-            targets = [
-                Target(str(b.contact), stack.destination(b), b.transport, device=b.username)
-                for member in route.members
-                for device in member.devices
-                for b in self.contacts.contacts(device, now)
-            ]
+            targets = member_targets(route.members, self.contacts, self.stack)
             if not targets:
                 self.unavailable(call, "unreachable")
                 return None

@@ -23,6 +23,17 @@ def offer_for_callee(advertise: str, caller: Leg, media: MediaEndpoint) -> bytes
     return bytes(sdp.make_offer(advertise, media.port, order, session_id=media.port, version=1))
 
 
+def unanswerable(offer: sdp.SessionDescription, advertise: str, port: int) -> str | None:
+    """Why we could never answer `offer` (no common codec, no c= line...), or None."""
+    try:
+        sdp.negotiate(offer, local_ip=advertise, local_port=port, session_id=1, version=1)
+    except sdp.NoCommonCodec:
+        return "No common codec"
+    except sdp.SdpError as error:
+        return f"Unusable SDP: {error}"
+    return None
+
+
 def local_sdp(
     advertise: str, leg: Leg, *, prefer: str | None = None, direction: str | None = None
 ) -> bytes:

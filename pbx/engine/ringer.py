@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from pbx.engine.events import EventSink
 from pbx.engine.hunt import RingStep, RingStrategy
 from pbx.engine.legs import ALLOW, LIVE_RINGING, DialogIndex, Leg, LegState
 from pbx.engine.negotiation import offer_for_callee, take_answer
-from pbx.engine.routing import Party
+from pbx.engine.routing import Member, Party
 from pbx.sip.dialog import Dialog
 from pbx.sip.digest import DigestClient, DigestError, select_challenge
 from pbx.sip.headers import Headers
@@ -30,7 +31,7 @@ from pbx.sip.message import Request, Response
 
 if TYPE_CHECKING:
     from pbx.engine.media import MediaEndpoint
-    from pbx.engine.services import Clock, SipSender, Timer
+    from pbx.engine.services import Clock, Contacts, SipSender, Timer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,25 @@ class Target:
     device: str = ""  # the SIP username of the phone
     request_user: str | None = None  # the To user, when not the route's number
     trunk: TrunkInfo | None = None
+
+
+def member_targets(members: Iterable[Member], contacts: Contacts, stack: SipSender) -> list[Target]:
+    """Every registered contact of every device of `members`, in ring order."""
+    now = stack.now()
+    return [
+        Target(str(b.contact), stack.destination(b), b.transport, device=b.username)
+        for member in members
+        for device in member.devices
+        for b in contacts.contacts(device, now)
+    ]
+
+
+def trunk_target(trunk: TrunkInfo, number: str, dest: Addr) -> Target:
+    """The carrier, asked for `number` (the carrier's host in the request URI)."""
+    port = f":{trunk.port}" if trunk.port != 5060 else ""
+    return Target(
+        f"sip:{number}@{trunk.host}{port}", dest, trunk.transport, request_user=number, trunk=trunk
+    )
 
 
 class RingEnd(enum.Enum):
