@@ -1,7 +1,7 @@
 """What the call layer says happened: call and leg events, key presses, busy lamps, records.
 
 Alice (201) calls Bob (202, a desk phone and a mobile). The SIP stack, the clock and the media
-ports are fakes (call_layer_fakes.py).
+ports are fakes (tests/unit/fakes/).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pbx.engine.events import (
     RegistrationChanged,
 )
 from pbx.engine.operations import HANG_UP_REFERRER_AFTER
-from tests.unit.call_layer_fakes import COMPANY, Pbx, extension, office
+from tests.unit.fakes.directory import COMPANY, extension
+from tests.unit.fakes.office import Pbx, office
 
 IDLE, RINGING, DIALLING, TALKING, HELD = (
     ExtensionState.IDLE,

@@ -2,7 +2,7 @@
 requests inside dialogs, and the PBX answering a caller itself.
 
 Alice (201) calls Bob (202, one desk phone here). The SIP stack, the clock and the media ports
-are fakes (call_layer_fakes.py).
+are fakes (tests/unit/fakes/).
 """
 
 from __future__ import annotations
@@ -24,16 +24,11 @@ from pbx.engine.commands import (
 from pbx.engine.events import DigitPressed, LegChanged
 from pbx.engine.operations import OperationError
 from pbx.sip import sdp
-from tests.unit.call_layer_fakes import (
-    ADVERTISE,
-    RTP_PORT,
-    Dialled,
-    Pbx,
-    Phone,
-    bridged,
-    extension,
-    office,
-)
+from tests.unit.fakes.directory import extension
+from tests.unit.fakes.media import bridged
+from tests.unit.fakes.office import Pbx, office
+from tests.unit.fakes.phones import RTP_PORT, Dialled, Phone
+from tests.unit.fakes.sip import ADVERTISE
 
 
 async def alice_talks_to_bob() -> tuple[Pbx, Phone, Phone, Dialled]:

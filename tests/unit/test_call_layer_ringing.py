@@ -1,7 +1,7 @@
 """Ringing a call: forks, ring strategies, CANCEL at every moment, no answer, busy, forwarding.
 
 Alice (201) calls; Bob (202) has a desk phone and a mobile; Carol (203) and Dave (204) have one
-phone each. The SIP stack, the clock and the media ports are fakes (call_layer_fakes.py).
+phone each. The SIP stack, the clock and the media ports are fakes (tests/unit/fakes/).
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from pbx.engine.directory import ExtensionInfo
 from pbx.engine.events import ExtensionState
 from pbx.engine.legs import LegState
 from pbx.sip import sdp
-from tests.unit.call_layer_fakes import (
-    ADVERTISE,
-    COMPANY,
-    Pbx,
-    Phone,
-    bridged,
-    extension,
-    office,
-)
+from tests.unit.fakes.directory import COMPANY, extension
+from tests.unit.fakes.media import bridged
+from tests.unit.fakes.office import Pbx, office
+from tests.unit.fakes.phones import Phone
+from tests.unit.fakes.sip import ADVERTISE
 
 ROUTING, RINGING, ANSWERED, ENDED = (
     CallState.ROUTING,

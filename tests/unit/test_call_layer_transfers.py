@@ -1,7 +1,7 @@
 """Transfers: blind (REFER), attended (REFER with Replaces), semi-attended, and by command.
 
 Alice (201) calls Bob (202, one desk phone here), who answers and transfers her to Carol (203).
-The SIP stack, the clock and the media ports are fakes (call_layer_fakes.py).
+The SIP stack, the clock and the media ports are fakes (tests/unit/fakes/).
 """
 
 from __future__ import annotations
@@ -15,16 +15,11 @@ from pbx.engine.commands import AttendedTransfer, BlindTransfer, Done, Hold, Sid
 from pbx.engine.events import ExtensionState
 from pbx.engine.operations import HANG_UP_REFERRER_AFTER
 from pbx.sip.uri import SipUri
-from tests.unit.call_layer_fakes import (
-    ADVERTISE,
-    COMPANY,
-    Dialled,
-    Pbx,
-    Phone,
-    bridged,
-    extension,
-    office,
-)
+from tests.unit.fakes.directory import COMPANY, extension
+from tests.unit.fakes.media import bridged
+from tests.unit.fakes.office import Pbx, office
+from tests.unit.fakes.phones import Dialled, Phone
+from tests.unit.fakes.sip import ADVERTISE
 
 ROUTING, RINGING, ANSWERED, TRANSFERRING, ENDED = (
     CallState.ROUTING,

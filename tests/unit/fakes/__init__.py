@@ -1,0 +1,11 @@
+"""A PBX's call layer over fakes: a SIP stack, a clock, media ports and phones, all in memory.
+
+Nothing here opens a socket or reads the time.
+
+- `clock`: the fake clock and its timers.
+- `media`: the media ports and the RTP endpoints they hand out.
+- `sip`: the SIP stack the call layer sends through.
+- `directory`: the office's extensions and carrier trunk, registrations and trunk addresses.
+- `phones`: `Phone`, one registered device played by the test, and `Dialled`, a call it placed.
+- `office`: `office()`, the call layer wired as `Engine` wires it, and `Pbx`, its driver.
+"""
