@@ -113,6 +113,7 @@ class DialogRequests:
         except sdp.SdpError as error:
             self._reply(request, 400, headers=(("Warning", f'399 centralino "{error}"'),))
             return
+        leg.local_body = body  # what a session refresh of ours offers again
         self._reply(
             request,
             200,

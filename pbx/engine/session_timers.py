@@ -64,7 +64,10 @@ def negotiate(request: Request) -> SessionTimer | None:
         return None  # unreadable: treat as not asked
     if interval < MIN_SE:
         raise IntervalTooSmall(str(interval))
-    params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    params = {
+        name.strip().lower(): value.strip()
+        for name, value in (p.split("=", 1) for p in parts[1:] if "=" in p)
+    }
     supported = _supports_timer(request)
     refresher = params.get("refresher", "").lower()
     if not supported:
@@ -136,25 +139,43 @@ class SessionTimers:
             return
         timer = leg.session_timer
         assert timer is not None
-        headers = (("Session-Expires", f"{timer.interval};refresher=uas"),)
-        allow = (leg.invite.headers.get("Allow") or "").upper()
-        if "UPDATE" in allow:
-            leg.send_in_dialog("UPDATE", extra_headers=headers)
+        # In our request we are its UAC: "refresher=uac" keeps the refreshing ours (RFC 4028 7.4).
+        headers = (
+            ("Session-Expires", f"{timer.interval};refresher=uac"),
+            ("Supported", "timer"),
+        )
+        allowed = {
+            method.strip().upper()
+            for value in leg.invite.headers.get_all("Allow")
+            for method in value.split(",")
+        }
+        if "UPDATE" in allowed:
+            leg.send_in_dialog(
+                "UPDATE",
+                extra_headers=headers,
+                callback=lambda response: self._refresh_answered(leg, response, "UPDATE"),
+            )
         else:
             leg.send_in_dialog(
                 "INVITE",
                 body=leg.local_body,
                 content_type="application/sdp",
                 extra_headers=headers,
-                callback=lambda response: self._reinvite_answered(leg, response),
+                callback=lambda response: self._refresh_answered(leg, response, "INVITE"),
             )
         self._arm(leg)
 
-    def _reinvite_answered(self, leg: Leg, response: Response | None) -> None:
-        if response is None or not 200 <= response.status < 300 or leg.dialog is None:
+    def _refresh_answered(self, leg: Leg, response: Response | None, method: str) -> None:
+        """A refresh that times out or finds no dialog ends the call (RFC 4028 10)."""
+        if leg.ended:
             return
-        ack, _ = leg.dialog.make_ack(response.cseq.number, via=self.stack.via(leg.transport))
-        self.stack.send_ack(ack, leg.peer, leg.transport)
+        if response is None or response.status in (408, 481):
+            log.info("session refresh of %s failed: hanging up", leg.label)
+            self.calls.hangup_leg(leg, "session refresh failed")
+            return
+        if method == "INVITE" and 200 <= response.status < 300 and leg.dialog is not None:
+            ack, _ = leg.dialog.make_ack(response.cseq.number, via=self.stack.via(leg.transport))
+            self.stack.send_ack(ack, leg.peer, leg.transport)
 
     def _expired(self, leg: Leg) -> None:
         self._timers.pop(leg.id, None)
