@@ -203,8 +203,12 @@ class CallManager:
     # --- routing and ringing -------------------------------------------------------------
 
     async def follow(self, call: Call, route: Route | Unavailable) -> None:
-        """Ring what `route` says, forward when it says so, or end the call the way it says."""
-        while call.state is not CallState.ENDED:
+        """Ring what `route` says, forward when it says so, or end the call the way it says.
+
+        It stops as soon as the call is no longer being routed or rung by it: ended, or
+        answered otherwise (`answer_locally`) while a lookup or a ringing was awaited.
+        """
+        while call.state is CallState.ROUTING:
             if isinstance(route, Unavailable):
                 self.unavailable(call, route.reason, route.status)
                 return
@@ -212,8 +216,8 @@ class CallManager:
             result = await self._ring(call, route)
             if result is None:
                 return
-            if call.state is CallState.ENDED:
-                if result.leg is not None:  # it answered as the caller gave up
+            if call.state is not CallState.RINGING:
+                if result.leg is not None:  # it answered as the call ended or was answered
                     self.dialogs.remove(result.leg)
                     result.leg.hangup()
                 return
@@ -222,9 +226,7 @@ class CallManager:
                 self._answered(call, result.leg)
                 return
             following = await self._after(call, route, result)
-            if following is None:
-                return
-            if call.state is CallState.ENDED:
+            if following is None or call.state is not CallState.RINGING:
                 return
             call.move(CallState.ROUTING)
             route = following
@@ -236,7 +238,7 @@ class CallManager:
             except NoFreePort:
                 self.unavailable(call, "no media port free", Status.SERVICE_UNAVAILABLE)
                 return None
-            if call.state is CallState.ENDED:  # cancelled while the port was found
+            if call.state is not CallState.ROUTING:  # ended or answered meanwhile
                 media.close()
                 return None
             call.b_media = media
@@ -244,7 +246,7 @@ class CallManager:
         if route.trunk is not None:
             trunk = route.trunk
             dest = await self.trunks.address(trunk)
-            if call.state is CallState.ENDED:  # cancelled while the trunk was looked up
+            if call.state is not CallState.ROUTING:  # ended or answered meanwhile
                 return None
             if dest is None:
                 self.unavailable(call, "trunk unreachable", Status.SERVICE_UNAVAILABLE)

@@ -10,7 +10,6 @@ changes.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 
 from pbx.engine.events import (
@@ -23,8 +22,15 @@ from pbx.engine.events import (
 )
 from pbx.engine.legs import LegState
 
-_RINGING = frozenset({LegState.CALLING, LegState.RINGING})
-_DIALLING = frozenset({LegState.INCOMING, LegState.RINGING})
+# What a leg can make its extension show, as indexes into an extension's counters (plain
+# ints and lists: this runs on every leg event of every call).
+_HELD, _TALKING, _RINGS, _DIALS = range(4)
+_SHOWN = (
+    ExtensionState.HELD,
+    ExtensionState.TALKING,
+    ExtensionState.RINGING,
+    ExtensionState.DIALLING,
+)  # in precedence order: held wins (one of its conversations waits), then talking...
 
 
 class Presence:
@@ -34,28 +40,28 @@ class Presence:
         self.events = events
         self._legs: dict[int, LegChanged] = {}  # live legs by id: their last event
         self._calls: dict[str, set[int]] = {}  # call id -> ids of its live legs
-        self._counts: dict[ExtensionKey, Counter[ExtensionState]] = {}
+        self._counts: dict[ExtensionKey, list[int]] = {}  # how many legs show each of _SHOWN
         self._states: dict[ExtensionKey, ExtensionState] = {}
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, LegChanged):
             return
         old = self._legs.get(event.leg_id)
-        calls = {event.call_id, old.call_id if old is not None else ""} - {""}
-        affected = {event.leg_id}.union(*(self._calls.get(c, set()) for c in calls))
-        self._count(affected, -1)
+        if old is None and event.state is LegState.ENDED:
+            return
+        if old is not None and old.call_id == event.call_id and _holds(old) == _holds(event):
+            affected: Iterable[int] = (event.leg_id,)  # the others of its call show the same
+        else:  # a hold or a move between calls changes what the others of the calls show
+            calls = {event.call_id, old.call_id if old is not None else ""} - {""}
+            affected = {event.leg_id}.union(*(self._calls.get(c, ()) for c in calls))
+        touched = self._count(affected, -1)
         self._store(event, old)
-        self._count(affected, +1)
-        touched = {self._legs[i].extension for i in affected if i in self._legs}
-        if old is not None:
-            touched.add(old.extension)
-        touched.add(event.extension)
+        touched |= self._count(affected, +1)
         for key in touched:
-            if key is not None:
-                self._update(key, event.at)
+            self._update(key, event.at)
 
     def _store(self, event: LegChanged, old: LegChanged | None) -> None:
-        if old is not None and old.call_id:
+        if old is not None and old.call_id and old.call_id != event.call_id:
             members = self._calls.get(old.call_id)
             if members is not None:
                 members.discard(event.leg_id)
@@ -63,35 +69,43 @@ class Presence:
                     del self._calls[old.call_id]
         if event.state is LegState.ENDED:
             self._legs.pop(event.leg_id, None)
+            members = self._calls.get(event.call_id) if event.call_id else None
+            if members is not None:
+                members.discard(event.leg_id)
+                if not members:
+                    del self._calls[event.call_id]
             return
         self._legs[event.leg_id] = event
         if event.call_id:
             self._calls.setdefault(event.call_id, set()).add(event.leg_id)
 
-    def _count(self, leg_ids: Iterable[int], sign: int) -> None:
+    def _count(self, leg_ids: Iterable[int], sign: int) -> set[ExtensionKey]:
+        """Add (or take away) what `leg_ids` show to their extensions' counters."""
+        touched: set[ExtensionKey] = set()
         for leg_id in leg_ids:
             leg = self._legs.get(leg_id)
             if leg is None or leg.extension is None:
                 continue
             shows = self._shows(leg)
-            if shows is None:
+            if shows < 0:
                 continue
-            counts = self._counts.setdefault(leg.extension, Counter())
+            counts = self._counts.get(leg.extension)
+            if counts is None:
+                counts = self._counts[leg.extension] = [0, 0, 0, 0]
             counts[shows] += sign
-            if counts[shows] <= 0:
-                del counts[shows]
-                if not counts:
-                    del self._counts[leg.extension]
+            touched.add(leg.extension)
+            if not any(counts):
+                del self._counts[leg.extension]
+        return touched
 
-    def _shows(self, leg: LegChanged) -> ExtensionState | None:
-        """What one leg makes its extension show (None: nothing)."""
-        if leg.state is LegState.ANSWERED:
-            return ExtensionState.HELD if self._held(leg) else ExtensionState.TALKING
-        if leg.role == "uac" and leg.state in _RINGING:
-            return ExtensionState.RINGING
-        if leg.role == "uas" and leg.state in _DIALLING:
-            return ExtensionState.DIALLING
-        return None
+    def _shows(self, leg: LegChanged) -> int:
+        """What one leg makes its extension show: an index of _SHOWN, or -1 for nothing."""
+        state = leg.state
+        if state is LegState.ANSWERED:
+            return _HELD if self._held(leg) else _TALKING
+        if leg.role == "uac":
+            return _RINGS if state is LegState.CALLING or state is LegState.RINGING else -1
+        return _DIALS if state is LegState.INCOMING or state is LegState.RINGING else -1
 
     def _held(self, leg: LegChanged) -> bool:
         """Whether either party of `leg`'s call holds."""
@@ -99,17 +113,17 @@ class Presence:
             return True
         for other_id in self._calls.get(leg.call_id, ()) if leg.call_id else ():
             other = self._legs.get(other_id)
-            if other is not None and other.held and other.state is LegState.ANSWERED:
+            if other is not None and _holds(other):
                 return True
         return False
 
     def _update(self, key: ExtensionKey, at: float) -> None:
         counts = self._counts.get(key)
         new = ExtensionState.IDLE
-        if counts:
-            for state in _PRECEDENCE:
-                if counts.get(state):
-                    new = state
+        if counts is not None:
+            for index, count in enumerate(counts):
+                if count:
+                    new = _SHOWN[index]
                     break
         old = self._states.get(key, ExtensionState.IDLE)
         if new is old:
@@ -126,20 +140,13 @@ class Presence:
     def is_busy(self, company_id: int, number: str) -> bool:
         """Whether a phone of this extension is in an answered call now."""
         counts = self._counts.get((company_id, number))
-        if not counts:
-            return False
-        return bool(counts.get(ExtensionState.TALKING) or counts.get(ExtensionState.HELD))
+        return counts is not None and bool(counts[_HELD] or counts[_TALKING])
 
     def snapshot(self) -> dict[ExtensionKey, ExtensionState]:
         """Every extension that is not idle, and what it shows."""
         return dict(self._states)
 
 
-# An extension talking on one phone and ringing on another shows talking (held wins over
-# talking: one of its conversations waits, which is what a receptionist must see).
-_PRECEDENCE = (
-    ExtensionState.HELD,
-    ExtensionState.TALKING,
-    ExtensionState.RINGING,
-    ExtensionState.DIALLING,
-)
+def _holds(leg: LegChanged) -> bool:
+    """Whether `leg`'s far end holds its answered call."""
+    return leg.held and leg.state is LegState.ANSWERED

@@ -259,6 +259,14 @@ def _needs_to_tag(response: Response) -> bool:
     """Whether a response must get a To tag of ours (RFC 3261 8.2.6.2): all but a 100 do."""
     if response.status == 100:
         return False
+    to = response.headers.get("To")
+    if to is None:
+        return False
+    lowered = to.lower()
+    if "tag" not in lowered:
+        return True  # no tag for sure, without parsing the header (a 401...)
+    if ";tag=" in lowered:
+        return False  # as make_response and every phone write it: no need to parse either
     try:
         return response.to_addr.tag is None
     except SipParseError:
