@@ -7,6 +7,9 @@ are fakes (tests/unit/fakes/).
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from pbx.engine.call import CallState
@@ -23,6 +26,7 @@ from pbx.engine.commands import (
 )
 from pbx.engine.events import DigitPressed, LegChanged
 from pbx.engine.operations import OperationError
+from pbx.engine.routing import Party
 from pbx.sip import sdp
 from tests.unit.fakes.directory import extension
 from tests.unit.fakes.media import bridged
@@ -298,3 +302,31 @@ async def test_an_answered_call_cannot_be_answered_locally() -> None:
     with pytest.raises(RuntimeError):
         pbx.calls.answer_locally(pbx.call(call.call_id))
     assert alice.got == []
+
+
+async def test_answering_locally_while_the_number_is_looked_up_rings_nobody() -> None:
+    pbx = office()
+    looked_up = asyncio.Event()
+    router = pbx.calls.router
+
+    class SlowRouter:
+        """The dial plan, waiting for the test before it answers (a slow directory)."""
+
+        async def route(self, caller: Party, dialled: str, depth: int = 0) -> Any:
+            await looked_up.wait()
+            return await router.route(caller, dialled, depth)
+
+        async def forward(self, caller: Party, target: str) -> Any:
+            return await router.forward(caller, target)
+
+    pbx.calls.router = SlowRouter()
+    alice, desk = pbx.phone("alice"), pbx.phone("bob-desk")
+    call = await alice.dial("202")
+    pbx.calls.answer_locally(pbx.call(call.call_id))
+    looked_up.set()
+    await pbx.settle()
+
+    assert desk.got == []
+    assert call.statuses == [100, 200]
+    assert pbx.call_states(call.call_id) == [CallState.ROUTING, CallState.ANSWERED]
+    assert pbx.failures == []
