@@ -262,7 +262,7 @@ class Engine:
                     headers=(
                         ("Allow", ALLOW_OUTSIDE_DIALOGS),
                         ("Accept", "application/sdp"),
-                        ("Supported", "replaces"),
+                        ("Supported", "replaces, timer"),
                     ),
                 )
             )
