@@ -46,7 +46,7 @@ class SipStack:
 
     def __init__(self, advertise: str, timers: tx.TimerConfig | None = None) -> None:
         self.advertise = advertise
-        self.transports = SipTransports(self._on_bytes, self._tcp_closed)
+        self.transports = SipTransports(self._on_bytes, self._tcp_closed, self._tcp_failed)
         self.layer = tx.TransactionLayer(timers or tx.TimerConfig())
         self.user: TransactionUser | None = None
         self._callbacks: dict[Any, ResponseCallback] = {}
@@ -194,6 +194,10 @@ class SipStack:
         if transport == "tcp":
             self._tcp_peers.add(dest)
         self._process(self.layer.send_ack(ack, dest, self.now()))
+
+    def _tcp_failed(self, peer: Addr) -> None:
+        """Requests waiting for a connection that could not be made fail now."""
+        self._process(self.layer.transport_failed(peer, self.now()))
 
     def _tcp_closed(self, peer: Addr) -> None:
         self._tcp_peers.discard(peer)

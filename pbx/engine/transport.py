@@ -90,10 +90,14 @@ class SipTransports:
     """The SIP listeners of one engine: UDP and TCP on the same address and port."""
 
     def __init__(
-        self, on_message: OnMessage, on_closed: Callable[[Addr], None] | None = None
+        self,
+        on_message: OnMessage,
+        on_closed: Callable[[Addr], None] | None = None,
+        on_failed: Callable[[Addr], None] | None = None,
     ) -> None:
         self.on_message = on_message
         self.on_closed = on_closed  # a TCP connection went away
+        self.on_failed = on_failed  # a TCP connection we opened could not be made
         self._udp: _UdpProtocol | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tcp: dict[Addr, _TcpConnection] = {}
@@ -153,6 +157,8 @@ class SipTransports:
             self._connecting.pop(addr, None)
             if self.on_closed is not None:
                 self.on_closed(addr)
+            if self.on_failed is not None:
+                self.on_failed(addr)
             return
         for data in self._connecting.pop(addr, []):
             conn.write(data)

@@ -397,6 +397,20 @@ class TransactionLayer:
 
     # -- introspection ------------------------------------------------------------------------
 
+    def transport_failed(self, addr: Addr, now: float) -> list[Output]:
+        """A connection-oriented transport to `addr` failed (a TCP connect was refused).
+
+        Every client transaction waiting on it ends at once, as a timeout would end it
+        (RFC 3261 17.1.4): the TU learns now, not 32 s later from timer B or F.
+        """
+        outputs: list[Output] = []
+        for key, txn in list(self._txns.items()):
+            if key.server or getattr(txn, "addr", None) != addr or txn.terminated:
+                continue
+            outputs.append(TransactionTimeout(key, txn.request))
+            self._forget(key)
+        return outputs
+
     def active_count(self) -> int:
         """How many transactions are alive (terminated ones are dropped at once)."""
         return len(self._txns)

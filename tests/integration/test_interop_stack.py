@@ -302,3 +302,15 @@ def test_a_call_reaches_a_tcp_phone_whose_connection_closed(pbx: Pbx) -> None:
         result = pbx.dial("202", duration_ms=300)
         assert result.ok, result.explain()
         assert phone.wait(10).ok
+
+
+def test_a_call_to_a_tcp_phone_that_refuses_the_connection_fails_at_once(pbx: Pbx) -> None:
+    """RFC 3261 17.1.4: a transport error ends the INVITE now, not 32 s later (timer B), so
+    the caller hears why (and forwarding or voicemail take over) while still on the line."""
+    closed_port = free_port_range(1)  # nobody listens: the TCP connect is refused
+    pbx.bind("202", f"{HOST}:{closed_port}", "tcp")
+    started = time.monotonic()
+    result = pbx.dial("202", "uac_expect_480")
+    assert result.ok, result.explain()
+    assert time.monotonic() - started < 5  # SIPp itself gives up after 5 s without an answer
+    assert pbx.wait_record("no_answer")["disposition"] == "no_answer"

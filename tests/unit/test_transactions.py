@@ -142,6 +142,24 @@ def test_invite_retransmissions_double_without_cap_until_timer_b() -> None:
     assert layer.active_count() == 0
 
 
+def test_a_failed_connection_ends_the_requests_waiting_on_it_at_once() -> None:
+    layer = TransactionLayer()
+    invite, bye = request(), request("BYE")
+    elsewhere = request("OPTIONS")
+    invite_key, _ = layer.send_request(invite, UAS, 0.0, reliable=True)
+    bye_key, _ = layer.send_request(bye, UAS, 0.0, reliable=True)
+    layer.send_request(elsewhere, ("192.0.2.99", 5060), 0.0, reliable=True)
+
+    outputs = layer.transport_failed(UAS, 0.2)
+
+    assert outputs == [
+        TransactionTimeout(invite_key, invite),
+        TransactionTimeout(bye_key, bye),
+    ]
+    assert layer.active_count() == 1  # the request to the other address waits on
+    assert layer.transport_failed(UAS, 0.3) == []
+
+
 def test_a_provisional_stops_invite_retransmissions_and_timer_b() -> None:
     layer = TransactionLayer()
     invite = request()
