@@ -110,14 +110,10 @@ class SipStack:
                     transport,
                 )
             return
-        if (
-            isinstance(message, Request)
-            and message.method != "ACK"
-            and check_request(message) is not None
-        ):
+        if isinstance(message, Request) and message.method != "ACK" and _check(message) is not None:
             # Checked again once stamped, so that the answer copies the stamped Via: a refusal
             # is rare, and stamping every request here would parse each top Via twice.
-            self._answer_statelessly(message, check_request, source, transport)
+            self._answer_statelessly(message, _check, source, transport)
             return
         self._process(self.layer.receive(message, source, self.now(), reliable=transport == "tcp"))
 
@@ -282,3 +278,16 @@ def _add_to_tag(response: Response, tag: str) -> None:
     to = response.headers.get("To")
     if to is not None:
         response.headers.set("To", f"{to};tag={tag}")
+
+
+# The option tags a phone may require of us (RFC 4028 session timers: session_timers.py),
+# and the methods the engine implements: a Require on any other method is left to the
+# engine's 405, which RFC 3261 8.2.1 puts before the 420 of 8.2.2.3.
+SUPPORTED = frozenset({"timer"})
+IMPLEMENTED = frozenset(
+    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REFER", "NOTIFY", "INFO", "UPDATE", "REGISTER"}
+)
+
+
+def _check(request: Request) -> Response | None:
+    return check_request(request, supported=SUPPORTED if request.method in IMPLEMENTED else None)

@@ -60,7 +60,7 @@ _NO_REQUIRE_CHECK = ("ACK", "CANCEL")  # RFC 3261 section 8.2.2.3
 def check_request(
     req: Request,
     *,
-    supported: frozenset[str] = frozenset(),
+    supported: frozenset[str] | None = frozenset(),
     allowed_schemes: Iterable[str] = ("sip", "sips"),
     body_types: Mapping[str, frozenset[str]] | None = None,
     to_tag: str | None = None,
@@ -69,7 +69,8 @@ def check_request(
 
     Args:
         req: a request as parse_message returns it.
-        supported: option-tags we implement (Require values outside it get a 420).
+        supported: option-tags we implement (Require values outside it get a 420); None
+            skips the check (a method the UAS does not implement gets its 405 first).
         allowed_schemes: Request-URI schemes we serve (others get a 416).
         body_types: accepted Content-Types of the methods whose body the UAS reads
             (DEFAULT_BODY_TYPES when None); bodies of other methods, and of IN_DIALOG_ONLY
@@ -159,8 +160,10 @@ def _check_scheme(req: Request, allowed: tuple[str, ...], to_tag: str | None) ->
     return None
 
 
-def _check_require(req: Request, supported: frozenset[str], to_tag: str | None) -> Response | None:
-    if req.method in _NO_REQUIRE_CHECK:
+def _check_require(
+    req: Request, supported: frozenset[str] | None, to_tag: str | None
+) -> Response | None:
+    if supported is None or req.method in _NO_REQUIRE_CHECK:
         return None
     missing = [tag for tag in req.headers.get_all("Require") if tag not in supported]
     if not missing:

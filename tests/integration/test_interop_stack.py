@@ -45,7 +45,13 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 # --- requests over UDP from a plain socket -----------------------------------------------------
 
 
-def _request(method: str, *, body: bytes = b"", content_type: str | None = None) -> bytes:
+def _request(
+    method: str,
+    *,
+    body: bytes = b"",
+    content_type: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> bytes:
     """A request whose Via names an address the socket does not send from (a phone behind NAT)."""
     lines = [
         f"{method} sip:202@{HOST} SIP/2.0",
@@ -55,6 +61,7 @@ def _request(method: str, *, body: bytes = b"", content_type: str | None = None)
         f"Call-ID: {new_call_id('10.9.8.7')}",
         f"CSeq: 1 {method}",
         "Max-Forwards: 70",
+        *extra,
     ]
     if content_type:
         lines.append(f"Content-Type: {content_type}")
@@ -87,6 +94,20 @@ def test_a_method_the_engine_does_not_implement_gets_405_whatever_its_body(
     assert "INVITE" in (answer.headers.get("Allow") or "")
     assert answer.to_addr.tag
     assert (answer.top_via.received, answer.top_via.rport) == (HOST, port)
+
+
+def test_a_method_the_engine_does_not_implement_gets_405_even_when_it_requires_an_extension(
+    pbx: Pbx,
+) -> None:
+    """RFC 3261 8.2.1 before 8.2.2.3: the method is inspected before its Require."""
+    answer, _ = _ask(pbx, _request("SUBSCRIBE", extra=("Require: eventlist", "Event: presence")))
+    assert answer.status == 405
+
+
+def test_an_extension_the_engine_lacks_gets_420_naming_it(pbx: Pbx) -> None:
+    answer, _ = _ask(pbx, _request("OPTIONS", extra=("Require: 100rel, timer",)))
+    assert answer.status == 420
+    assert answer.headers.get("Unsupported") == "100rel"  # session timers we do support
 
 
 def test_an_invite_refused_without_a_transaction_says_where_it_came_from(pbx: Pbx) -> None:
