@@ -22,13 +22,13 @@ test: setup-dev
 	scripts/ensure_services.sh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy pbx/sip pbx/media pbx/engine
+	$(PY) -m mypy pbx/sip pbx/media pbx/engine pbx/events.py
 	$(PY) -m pytest tests/unit tests/integration tests/e2e
 
 lint: setup-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy pbx/sip pbx/media pbx/engine
+	$(PY) -m mypy pbx/sip pbx/media pbx/engine pbx/events.py
 
 bench: setup-dev
 	$(PY) bench/run_all.py

@@ -28,6 +28,7 @@ from pbx.engine.session_timers import SessionTimers
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
 from pbx.engine.watchdog import MediaWatchdog
+from pbx.events import ConsoleFeed
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.uri import SipUri
 
@@ -96,6 +97,10 @@ class Engine:
         self.presence = Presence(self.events)
         self.events.subscribe(self.presence.on_event)
         self.events.subscribe(RecordWriter(self.recorder).on_event)
+        # What the operator consoles show (pbx/events.py): its `publish` is given by the web
+        # side that delivers the messages; `console.snapshot(company)` for a console joining.
+        self.console = ConsoleFeed()
+        self.events.subscribe(self.console.on_event)
         self.tasks = Tasks()
         self.clock = LoopClock()
         self.dialogs = DialogIndex()
