@@ -15,6 +15,7 @@ from pbx.models import (
     Device,
     Did,
     Extension,
+    Membership,
     Registration,
     Site,
     Trunk,
@@ -86,6 +87,14 @@ class ExtensionAdmin(admin.ModelAdmin):
     list_filter = ("company", "site", "do_not_disturb", "ring_mode")
     search_fields = ("number", "display_name", "email")
     inlines = [DeviceInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "company", "role", "extension")
+    list_filter = ("company", "role")
+    search_fields = ("user__username", "extension__number", "extension__display_name")
+    autocomplete_fields = ("extension",)
 
 
 @admin.register(Company)

@@ -23,11 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from pbx.actions import add_extension
-from pbx.models import Company, Device, Did, DidTarget, Extension, Site, Trunk, generate_secret
+from pbx.models import (
+    Company,
+    Device,
+    Did,
+    DidTarget,
+    Extension,
+    Membership,
+    Role,
+    Site,
+    Trunk,
+    generate_secret,
+)
 from pbx.sip.digest import ha1
 
 COMPANY_NAME = "Demo S.r.l."
@@ -44,13 +55,11 @@ EXTENSIONS: list[tuple[str, str, str]] = [
 OPERATOR_EXTENSION = "200"
 TRUNK_NAME = "Carrier demo"
 DIDS: list[tuple[str, str]] = [("0212345678", "200"), ("0298765432", "201")]
-OPERATORS_GROUP = "operators"
-END_USERS_GROUP = "end users"
-# (username, role, group)
-USERS: list[tuple[str, str, str | None]] = [
-    ("admin", "administrator", None),
-    ("alice", "operator", OPERATORS_GROUP),
-    ("bob", "end user", END_USERS_GROUP),
+# (username, role, their extension): admin is also the superuser of Django's admin.
+USERS: list[tuple[str, Role, str | None]] = [
+    ("admin", Role.ADMINISTRATOR, None),
+    ("alice", Role.OPERATOR, OPERATOR_EXTENSION),
+    ("bob", Role.END_USER, "201"),
 ]
 CHANGED = "(changed since seeding)"
 
@@ -105,8 +114,8 @@ def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
         for number, name, site in EXTENSIONS:
             _extension(company, number, name, site, credentials, result)
         _trunk(company, result)
-        for username, role, group in USERS:
-            _user(username, role, group, credentials, result)
+        for username, role, number in USERS:
+            _user(company, username, role, number, credentials, result)
     return result
 
 
@@ -165,21 +174,26 @@ def _trunk(company: Company, result: SeedResult) -> None:
 
 
 def _user(
+    company: Company,
     username: str,
-    role: str,
-    group: str | None,
+    role: Role,
+    number: str | None,
     credentials: dict[str, Any],
     result: SeedResult,
 ) -> None:
     password = credentials["passwords"][username]
+    label = role.value.replace("_", " ")  # printed as before: administrator, operator, end user
     user = User.objects.filter(username=username).first()
     if user is None:
-        if group is None:
+        if role is Role.ADMINISTRATOR:
             user = User.objects.create_superuser(username, f"{username}@demo.invalid", password)
         else:
             user = User.objects.create_user(username, f"{username}@demo.invalid", password)
-            user.groups.add(Group.objects.get_or_create(name=group)[0])
         result.created.append(f"user {username}")
-        result.logins.append((username, role, password))
-        return
-    result.logins.append((username, role, password if user.check_password(password) else CHANGED))
+        result.logins.append((username, label, password))
+    else:
+        shown = password if user.check_password(password) else CHANGED
+        result.logins.append((username, label, shown))
+    if not Membership.objects.filter(user=user).exists():
+        extension = company.extensions.filter(number=number).first() if number else None
+        Membership.objects.create(user=user, company=company, role=role, extension=extension)

@@ -123,6 +123,57 @@ class Extension(models.Model):
             raise ValidationError({"site": _("The site belongs to another company.")})
 
 
+class Role(models.TextChoices):
+    """What a web user reaches: the administrator portal, the console, or their own extension."""
+
+    ADMINISTRATOR = "administrator", _("Administrator")
+    OPERATOR = "operator", _("Operator")
+    END_USER = "end_user", _("End user")
+
+
+class Membership(models.Model):
+    """A web user's company and role; an end user (or an operator) has their extension.
+
+    Every check of who may see or do what starts here (the console's socket, the API,
+    pbx/control.py), never from what a page shows.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="membership",
+        verbose_name=_("user"),
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="members", verbose_name=_("company")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    extension = models.ForeignKey(
+        Extension,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="members",
+        verbose_name=_("extension"),
+    )
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()}, {self.company})"
+
+    def clean(self) -> None:
+        if self.extension_id and self.extension.company_id != self.company_id:
+            raise ValidationError({"extension": _("The extension belongs to another company.")})
+
+    @property
+    def runs_the_console(self) -> bool:
+        """Operators work in the console; administrators may look at it too."""
+        return self.role in (Role.OPERATOR, Role.ADMINISTRATOR)
+
+
 class Device(models.Model):
     """A phone or softphone of an extension, with its SIP credentials.
 

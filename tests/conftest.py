@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import override_settings
 
-from pbx.demo import END_USERS_GROUP, OPERATORS_GROUP
-from pbx.models import Company
+from pbx.models import Company, Membership, Role
 
 PASSWORD = "correct horse battery staple"
 
@@ -30,26 +29,25 @@ def company(db: None) -> Company:
     return Company.objects.create(name="Acme S.p.A.", time_zone="Europe/Rome")
 
 
-def _user(username: str, group: str | None = None, **extra: bool) -> User:
+def _user(username: str, company: Company, role: Role, **extra: bool) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, **extra)
-    if group:
-        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    Membership.objects.create(user=user, company=company, role=role)
     return user
 
 
 @pytest.fixture
-def alice(db: None) -> User:
+def alice(company: Company) -> User:
     """Alice, the operator at the console."""
-    return _user("alice", OPERATORS_GROUP)
+    return _user("alice", company, Role.OPERATOR)
 
 
 @pytest.fixture
-def bob(db: None) -> User:
+def bob(company: Company) -> User:
     """Bob, an end user with his own extension, call log and voicemail."""
-    return _user("bob", END_USERS_GROUP)
+    return _user("bob", company, Role.END_USER)
 
 
 @pytest.fixture
-def carol(db: None) -> User:
+def carol(company: Company) -> User:
     """Carol, the administrator who configures the PBX."""
-    return _user("carol", is_staff=True, is_superuser=True)
+    return _user("carol", company, Role.ADMINISTRATOR, is_staff=True, is_superuser=True)

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from pbx import demo
-from pbx.models import Company, Device, Did, Extension, Trunk
+from pbx.models import Company, Device, Did, Extension, Membership, Role, Trunk
 from pbx.sip.digest import ha1
 
 
@@ -40,7 +40,14 @@ def snapshot() -> dict[str, list[Any]]:
         ),
         "dids": list(Did.objects.values_list("id", "number", "extension__number")),
         "users": list(
-            User.objects.values_list("id", "username", "password", "is_superuser", "groups__name")
+            User.objects.values_list(
+                "id",
+                "username",
+                "password",
+                "is_superuser",
+                "membership__role",
+                "membership__extension__number",
+            )
         ),
     }
 
@@ -96,8 +103,15 @@ def test_it_creates_admin_alice_and_bob_with_the_printed_passwords() -> None:
         )
         assert User.objects.get(username=username).check_password(password)
     assert User.objects.get(username="admin").is_superuser
-    assert User.objects.filter(username="alice", groups__name=demo.OPERATORS_GROUP).exists()
-    assert User.objects.filter(username="bob", groups__name=demo.END_USERS_GROUP).exists()
+    members = {
+        m.user.username: (m.company.name, m.role, m.extension.number if m.extension else None)
+        for m in Membership.objects.select_related("user", "company", "extension")
+    }
+    assert members == {
+        "admin": (demo.COMPANY_NAME, Role.ADMINISTRATOR, None),
+        "alice": (demo.COMPANY_NAME, Role.OPERATOR, demo.OPERATOR_EXTENSION),
+        "bob": (demo.COMPANY_NAME, Role.END_USER, "201"),
+    }
     assert not User.objects.get(username="alice").is_staff
 
 
