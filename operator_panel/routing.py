@@ -1,7 +1,11 @@
-"""WebSocket routes. The operator console's consumer arrives with its issue."""
+"""WebSocket routes."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from operator_panel.consumers import ConsoleConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/console/", ConsoleConsumer.as_asgi(), name="console-socket"),
+]

@@ -13,26 +13,37 @@ the sequence (a message lost, a reconnect) raises `Gap`, and the console takes a
 Nothing the console shows is invented on the client: snapshot + messages always equal a fresh
 snapshot, which the tests check after bursts of calls.
 
-This module imports no Django: the engine's process builds a `ConsoleFeed` and the web side
-gives it the function that delivers messages (the channel layer's groups).
+The engine subscribes one `ConsoleFeed`; the process that hosts the engine gives it a
+`ChannelPublisher`, which delivers each message to the company's group of the channel layer
+(`console_group`), where the consoles' sockets listen (operator_panel/consumers.py). Nothing
+else sends to those groups. The feed itself knows no Django.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from pbx.engine.call import CallState
 from pbx.engine.events import CallChanged, Event, ExtensionState, ExtensionStateChanged
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
 
 Message = dict[str, Any]
 Snapshot = dict[str, Any]
 Publish = Callable[[int, Message], None]  # (company id, message)
+
+
+def console_group(company_id: int) -> str:
+    """The channel-layer group where the consoles of a company listen."""
+    return f"console.{company_id}"
 
 
 class Gap(Exception):
@@ -130,11 +141,14 @@ def apply(snapshot: Snapshot, message: Message) -> Snapshot:
     """The snapshot after `message` (what the console's JavaScript does, in Python).
 
     Raises:
-        Gap: the message is not the next one of the snapshot's stream.
+        Gap: the message is not the next one of the snapshot's stream (an older one, sent
+            while the snapshot was taken, is already in it and changes nothing).
         ValueError: a schema version or a message type this code does not know.
     """
     if message.get("v") != SCHEMA_VERSION or snapshot.get("v") != SCHEMA_VERSION:
         raise ValueError(f"schema version {message.get('v')}, expected {SCHEMA_VERSION}")
+    if message["seq"] <= snapshot["seq"]:
+        return snapshot  # sent while the snapshot was taken: already in it
     if message["seq"] != snapshot["seq"] + 1:
         raise Gap(f"message {message['seq']} after snapshot {snapshot['seq']}")
     result = copy.deepcopy(snapshot)
@@ -152,3 +166,39 @@ def apply(snapshot: Snapshot, message: Message) -> Snapshot:
     else:
         raise ValueError(f"unknown message type {kind!r}")
     return result
+
+
+class ChannelPublisher:
+    """Delivers a feed's messages to the company groups of a channel layer, in their order.
+
+    Called on the engine's loop for every message; one drain task at a time sends them, so
+    that a slow layer (Redis) never reorders a stream. A send that fails is logged and the
+    message dropped: the consoles see the gap in the sequence and take a new snapshot.
+    """
+
+    def __init__(self, layer: Any, spawn: Callable[[Coroutine[Any, Any, None]], object]) -> None:
+        self.layer = layer
+        self.spawn = spawn
+        self._queue: deque[tuple[int, Message]] = deque()
+        self._draining = False
+
+    def __call__(self, company_id: int, message: Message) -> None:
+        self._queue.append((company_id, message))
+        if not self._draining:
+            self._draining = True
+            self.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                company_id, message = self._queue.popleft()
+                try:
+                    await self.layer.group_send(
+                        console_group(company_id), {"type": "console.event", "message": message}
+                    )
+                except Exception:
+                    log.exception(
+                        "console message %s of company %s lost", message["seq"], company_id
+                    )
+        finally:
+            self._draining = False

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from pbx.bindings import OrmBindingStore
 from pbx.config import OrmDirectory
 from pbx.engine.runtime import Engine, EngineConfig
+from pbx.events import ChannelPublisher
 from stats.recorder import OrmCallRecorder
 
 
@@ -37,6 +39,12 @@ def engine_config(**overrides: Any) -> EngineConfig:
 def build_engine(**overrides: Any) -> Engine:
     """The engine of this node: settings (with `overrides`) and the database behind it."""
     config = engine_config(**overrides)
-    return Engine(
+    engine = Engine(
         config, OrmDirectory(), OrmCallRecorder(config.node), OrmBindingStore(config.node)
     )
+    # The consoles (operator_panel/consumers.py) listen on the channel layer's company groups:
+    # in this process (embedded) or in the web processes (Redis, distributed).
+    layer = get_channel_layer()
+    if layer is not None:
+        engine.console.publish = ChannelPublisher(layer, engine.tasks.spawn)
+    return engine

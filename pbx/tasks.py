@@ -22,6 +22,16 @@ CONTROL_OPTIONS: dict[str, Any] = {
 }
 
 
+@shared_task(name="pbx.console_snapshot", **CONTROL_OPTIONS)
+def console_snapshot(company_id: int) -> dict[str, Any]:
+    """What the consoles of `company_id` show now, from this node's engine (pbx/events.py)."""
+
+    async def snapshot(engine: Any) -> dict[str, Any]:
+        return engine.console.snapshot(company_id)
+
+    return worker.call_engine(snapshot, timeout=5)
+
+
 @shared_task(name="pbx.engine_status", **CONTROL_OPTIONS)
 def engine_status() -> dict[str, Any]:
     """The status of the engine of this node: node, SIP port, and what the engine reports."""

@@ -376,6 +376,73 @@ def test_a_call_completes_through_the_telephony_worker(
     assert_tone(caller.received_audio()[-12000:-4000], 1000)
 
 
+def test_the_consoles_see_the_calls_of_the_telephony_worker(
+    telephony_worker: TelephonyWorker,
+) -> None:
+    """The worker's engine publishes to the Redis channel layer, where the web's console
+    sockets listen, and answers the snapshot a console takes when it joins."""
+    import asyncio
+
+    from channels_redis.core import RedisChannelLayer
+
+    from pbx.events import SCHEMA_VERSION, console_group
+    from tests.integration.peers.sipp import run_sipp
+
+    env = telephony_worker.env
+    manage(
+        env, "extension", "add", "211", "--name", "Console Test", "--secret", "worker-secret-211"
+    )
+    company_id = int(
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", _COMPANY_OF_211],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+    )
+
+    async def watch() -> list[dict]:
+        layer = RedisChannelLayer(hosts=[env["REDIS_URL"]])
+        channel = await layer.new_channel()
+        await layer.group_add(console_group(company_id), channel)
+        result = await asyncio.to_thread(
+            run_sipp,
+            "uac_expect_404",
+            f"{HOST}:{telephony_worker.sip_port}",
+            keys={"service": "219", "user": "211"},
+            auth=("211", "worker-secret-211"),
+        )
+        assert result.ok, result.explain()
+        messages = []
+        while not any(m["type"] == "call.ended" for m in messages):
+            event = await asyncio.wait_for(layer.receive(channel), 15)
+            messages.append(event["message"])
+        await layer.flush()
+        return messages
+
+    messages = asyncio.run(watch())
+    calls = [m for m in messages if m["type"] == "call.updated"]
+    assert calls and calls[0]["call"]["dialled"] == "219"
+    assert messages[-1]["disposition"] == "failed"
+    assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+
+    app = telephony_worker.celery()
+    snapshot = app.send_task(
+        "pbx.console_snapshot", args=[company_id], queue=telephony_worker.queue, expires=10
+    ).get(timeout=15)
+    assert snapshot["v"] == SCHEMA_VERSION
+    assert snapshot["calls"] == {}  # the call has ended
+    assert snapshot["seq"] >= messages[-1]["seq"]
+
+
+_COMPANY_OF_211 = (
+    "from pbx.models import Extension; print(Extension.objects.get(number='211').company_id)"
+)
+
+
 def test_an_ordinary_worker_does_not_start_an_engine(
     postgres_url: str, redis_url: str, tmp_path: Path, spawn: Callable[..., Child]
 ) -> None:
