@@ -22,7 +22,7 @@ from pbx.sip.message import Request, Response, make_response, parse_message
 
 # The transaction layer's received/rport stamp (RFC 3261 18.2.1, RFC 3581 4), reused so that
 # the answers sent here without a transaction carry the same Via as those sent through one.
-from pbx.sip.transaction import _stamp_via as stamp_via
+from pbx.sip.transaction import stamp_via
 from pbx.sip.validate import check_request
 
 if TYPE_CHECKING:

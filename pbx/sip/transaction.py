@@ -182,7 +182,7 @@ def server_key(message: Request | Response, method: str) -> TransactionKey:
     return TransactionKey(True, method, branch, sent_by, legacy)
 
 
-def _stamp_via(request: Request, source: Addr) -> Via:
+def stamp_via(request: Request, source: Addr) -> Via:
     """Add received/rport to the top Via as the server transport must (18.2.1, RFC 3581 4)."""
     via = request.top_via
     params = via.params
@@ -247,7 +247,7 @@ class TransactionLayer:
     def _receive_request(
         self, request: Request, addr: Addr, now: float, reliable: bool
     ) -> list[Output]:
-        via = _stamp_via(request, addr)
+        via = stamp_via(request, addr)
         key = server_key(request, request.method)
         txn = self._txns.get(key)
         if request.method == "ACK":
