@@ -21,7 +21,6 @@ from pbx.engine.hunt import RingAll, RingStrategy, strategy_for
 from pbx.engine.legs import DialogIndex, Leg, reject
 from pbx.engine.media import MediaEndpoint, NoFreePort, bridge
 from pbx.engine.negotiation import local_sdp, unanswerable
-from pbx.engine.presence import Presence
 from pbx.engine.ringer import RingEnd, Ringer, RingResult, member_targets, trunk_target
 from pbx.engine.routing import MAX_FORWARDS, Party, Route, Unavailable
 from pbx.engine.services import (
@@ -37,8 +36,7 @@ from pbx.engine.session_timers import MIN_SE, IntervalTooSmall
 from pbx.engine.session_timers import negotiate as negotiate_session_timer
 from pbx.media.dtmf import DigitReceived
 from pbx.sip import sdp
-from pbx.sip.ids import new_tag
-from pbx.sip.message import Request, make_response
+from pbx.sip.message import Request
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,6 @@ class CallManager:
         router: Routing,
         trunks: TrunkAddresses,
         tasks: Tasks,
-        presence: Presence,
         dialogs: DialogIndex | None = None,
     ) -> None:
         self.stack = stack
@@ -75,7 +72,6 @@ class CallManager:
         self.router = router
         self.trunks = trunks
         self.tasks = tasks
-        self.presence = presence
         self.dialogs = dialogs if dialogs is not None else DialogIndex()
         self.calls: dict[str, Call] = {}
         self.pending_invites: dict[Any, Leg] = {}  # server transaction key -> unanswered leg A
@@ -118,6 +114,11 @@ class CallManager:
             reject(self.stack, invite, 400, f"Bad SDP: {error}")
             return
         try:
+            session_timer = negotiate_session_timer(invite)
+        except IntervalTooSmall:
+            reject(self.stack, invite, 422, headers=(("Min-SE", str(MIN_SE)),))
+            return
+        try:
             media = await self.media.allocate()
         except NoFreePort:
             reject(self.stack, invite, 503, "No media port free")
@@ -130,14 +131,6 @@ class CallManager:
         if unusable is not None:  # refuse now an offer we could never answer, before it rings
             media.close()
             reject(self.stack, invite, 488, unusable)
-            return
-        try:
-            session_timer = negotiate_session_timer(invite)
-        except IntervalTooSmall:
-            media.close()
-            self.stack.send_response(
-                make_response(invite, 422, to_tag=new_tag(), headers=(("Min-SE", str(MIN_SE)),))
-            )
             return
         # Without an offer (late offer, RFC 3261 13.2.1) we offer in the 200 and the
         # caller answers in its ACK.
@@ -171,8 +164,15 @@ class CallManager:
         Await the call's `outcome`: the leg that answered, bridged to `leg`, or the failure;
         on a failure `leg` is left as it was, belonging to no call.
         """
-        call = Call(uuid.uuid4().hex, leg, party, number, "internal", events=self.events)
-        call.kind = CallKind.HANDOFF
+        call = Call(
+            uuid.uuid4().hex,
+            leg,
+            party,
+            number,
+            "internal",
+            events=self.events,
+            kind=CallKind.HANDOFF,
+        )
         self._attach(call, leg)
 
         async def route() -> None:
@@ -516,10 +516,6 @@ class CallManager:
         if call is None:
             return None
         return next((leg for leg in (call.a, call.b) if leg is not None and leg.id == leg_id), None)
-
-    def is_busy(self, company_id: int, number: str) -> bool:
-        """Whether a phone of this extension is in an answered call now."""
-        return self.presence.is_busy(company_id, number)
 
 
 def _session_headers(leg: Leg) -> tuple[tuple[str, str], ...]:

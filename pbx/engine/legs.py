@@ -291,9 +291,16 @@ class Leg:
             self.media.close()
 
 
-def reject(stack: SipSender, invite: Request, status: int, reason: str | None = None) -> None:
+def reject(
+    stack: SipSender,
+    invite: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
     """Answer an INVITE that never became a leg."""
-    stack.send_response(make_response(invite, status, reason, to_tag=new_tag()))
+    stack.send_response(make_response(invite, status, reason, to_tag=new_tag(), headers=headers))
 
 
 class DialogIndex:

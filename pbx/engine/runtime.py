@@ -115,7 +115,6 @@ class Engine:
             router=self.router,
             trunks=self.trunks,
             tasks=self.tasks,
-            presence=self.presence,
             dialogs=self.dialogs,
         )
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
@@ -161,7 +160,7 @@ class Engine:
 
     def _schedule_reload(self) -> None:
         def reload() -> None:
-            self._spawn(self.trunks.load())
+            self.tasks.spawn(self.trunks.load())
             self._schedule_reload()
 
         self._reload = asyncio.get_running_loop().call_later(TRUNK_RELOAD_SECONDS, reload)
@@ -219,9 +218,6 @@ class Engine:
             "tasks": len(self.tasks),
         }
 
-    def _spawn(self, coro: Any) -> None:
-        self.tasks.spawn(coro)
-
     async def execute(self, command: Command) -> Done:
         """Carry out a command on a call (the console, the API); see commands.py.
 
@@ -256,9 +252,9 @@ class Engine:
                 self.stack.send_response(make_response(request, 403, "Forbidden"))
             return
         if method == "REGISTER":
-            self._spawn(self._register(request, source, transport))
+            self.tasks.spawn(self._register(request, source, transport))
         elif method == "INVITE":
-            self._spawn(self._invite(request, source, transport, key))
+            self.tasks.spawn(self._invite(request, source, transport, key))
         elif method == "OPTIONS":
             self.stack.send_response(
                 make_response(

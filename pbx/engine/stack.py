@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS
 from pbx.engine.transport import Addr, SipTransports
 from pbx.sip import transaction as tx
 from pbx.sip.errors import SipParseError
@@ -284,9 +285,7 @@ def _add_to_tag(response: Response, tag: str) -> None:
 # and the methods the engine implements: a Require on any other method is left to the
 # engine's 405, which RFC 3261 8.2.1 puts before the 420 of 8.2.2.3.
 SUPPORTED = frozenset({"timer"})
-IMPLEMENTED = frozenset(
-    {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REFER", "NOTIFY", "INFO", "UPDATE", "REGISTER"}
-)
+IMPLEMENTED = frozenset(method.strip() for method in ALLOW_OUTSIDE_DIALOGS.split(","))
 
 
 def _check(request: Request) -> Response | None:

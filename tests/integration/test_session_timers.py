@@ -46,28 +46,24 @@ def _callee_hears_music(pbx: Pbx) -> bool | None:
     return pbx.run(check())
 
 
-def test_a_phone_that_supports_timers_refreshes_its_own_session_with_update(pbx: Pbx) -> None:
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "uac_session_timer",  # it supports timers: it refreshes, by UPDATE
+        "uac_session_timer_unsupported",  # it does not: the PBX is named the refresher
+    ],
+)
+def test_a_phone_asking_for_session_timers_gets_them_with_the_right_refresher(
+    pbx: Pbx, scenario: str
+) -> None:
     with sipp_uas("uas_answer") as callee:
         pbx.bind("202", callee.address)
-        result = pbx.dial("202", "uac_session_timer", duration_ms=100)
-        assert result.ok, result.explain()
-        assert callee.wait(10).ok
-
-
-def test_a_phone_without_timer_support_has_the_pbx_refresh_its_session(pbx: Pbx) -> None:
-    with sipp_uas("uas_answer") as callee:
-        pbx.bind("202", callee.address)
-        result = pbx.dial("202", "uac_session_timer_unsupported", duration_ms=100)
+        result = pbx.dial("202", scenario, duration_ms=100)
         assert result.ok, result.explain()
         assert callee.wait(10).ok
 
 
 def test_a_session_interval_under_90_seconds_is_refused_with_422_and_min_se(pbx: Pbx) -> None:
-    result = pbx.dial("202", "uac_expect_422")
-    assert result.ok, result.explain()
-
-
-def test_the_422_names_its_reason_session_interval_too_small(pbx: Pbx) -> None:
     result = pbx.dial("202", "uac_expect_422")
     assert result.ok, result.explain()
     assert "SIP/2.0 422 Session Interval Too Small" in result.messages

@@ -15,31 +15,13 @@ from django.test import Client
 
 from operator_panel.asgi import application
 from pbx import worker
-from pbx.engine.call import CallState
-from pbx.engine.events import CallChanged
 from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed
 from pbx.models import Company, Membership, Role
+from tests.unit.fakes.events import call_created
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
-
-
-def a_call(company_id: int, call_id: str = "c1") -> CallChanged:
-    return CallChanged(
-        call_id=call_id,
-        previous=None,
-        state=CallState.ROUTING,
-        company_id=company_id,
-        direction="inbound",
-        caller="0612345678",
-        caller_name="Rossi",
-        dialled="0212345678",
-        answered_by="",
-        disposition=None,
-        reason="",
-        at=0.0,
-    )
 
 
 @pytest.fixture
@@ -88,7 +70,7 @@ async def test_an_operator_gets_the_snapshot_then_the_calls_of_her_company(
         "calls": {},
         "extensions": {},
     }
-    feed.on_event(a_call(company.id))
+    feed.on_event(call_created(company.id))
     message = await socket.receive_json_from()
     assert (message["type"], message["seq"], message["call"]["caller"]) == (
         "call.updated",
@@ -105,7 +87,7 @@ async def test_a_console_never_sees_another_companys_calls(
     socket = await _socket(alice)
     assert (await socket.connect())[0]
     await socket.receive_json_from()  # the snapshot
-    feed.on_event(a_call(other.id))
+    feed.on_event(call_created(other.id))
     assert await socket.receive_nothing(timeout=0.3)
     await socket.disconnect()
 
@@ -122,7 +104,7 @@ async def test_whoever_does_not_run_the_console_is_refused_and_sent_nothing(
     socket = await _socket(user)
     connected, code = await socket.connect()
     assert not connected
-    feed.on_event(a_call(company.id))
+    feed.on_event(call_created(company.id))
     assert await socket.receive_nothing(timeout=0.2)
 
 

@@ -13,6 +13,7 @@ from pbx.engine.commands import BlindTransfer, Hangup, Hold
 from pbx.engine.directory import MemoryDirectory
 from pbx.engine.operations import OperationError
 from pbx.engine.runtime import Engine, EngineConfig
+from tests.unit.fakes.events import call_created
 
 
 @pytest.fixture
@@ -58,23 +59,7 @@ def test_a_command_without_an_engine_in_the_process_is_refused() -> None:
 
 def test_the_engine_feeds_the_consoles_from_its_own_events(engine_in_a_thread: Engine) -> None:
     """A call of company 7 seen by the engine's bus is in company 7's console snapshot."""
-    from pbx.engine.call import CallState
-    from pbx.engine.events import CallChanged
-
-    event = CallChanged(
-        call_id="c1",
-        previous=None,
-        state=CallState.ROUTING,
-        company_id=7,
-        direction="inbound",
-        caller="0612345678",
-        caller_name="",
-        dialled="0212345678",
-        answered_by="",
-        disposition=None,
-        reason="",
-        at=0.0,
-    )
+    event = call_created(7)
 
     async def emit(engine: Engine) -> dict[str, object]:
         engine.events.emit(event)  # on the engine's loop, where its events happen

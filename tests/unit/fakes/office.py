@@ -215,7 +215,6 @@ def office(*overrides: ExtensionInfo, media_ports: int = 1000) -> Pbx:
         router=Router(directory, presence.is_busy),
         trunks=trunks,
         tasks=tasks,
-        presence=presence,
         dialogs=dialogs,
     )
     operations = CallOperations(calls, moh=ports.moh, clock=clock)
