@@ -231,6 +231,9 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
-LOGIN_URL = "/admin/login/"
+# One login for every face; the landing view sends each user where their role works.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "landing"
+LOGOUT_REDIRECT_URL = "login"
 # Messages carry SIP secrets shown once: keep them server-side, not in a (signed, readable) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
