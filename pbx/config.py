@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.db import close_old_connections
 
 from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, TrunkInfo
-from pbx.models import ConfigStamp, Device, Did, Extension, Trunk
+from pbx.models import Company, ConfigStamp, Device, Did, DidTarget, Extension, Trunk
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Snapshot:
     extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
     dids: dict[str, DidRoute] = field(default_factory=dict)
     trunks: list[TrunkInfo] = field(default_factory=list)
+    operator_numbers: dict[int, str] = field(default_factory=dict)
 
 
 def load_snapshot(version: int) -> Snapshot:
@@ -72,8 +73,17 @@ def load_snapshot(version: int) -> Snapshot:
                 trunk.outbound_prefix,
             )
         )
+    for company_id, number in Company.objects.values_list("id", "operator_number"):
+        if number:
+            snap.operator_numbers[company_id] = number
     for did in Did.objects.select_related("trunk", "extension").filter(trunk__enabled=True):
-        if did.extension is not None:
+        if did.target_kind == DidTarget.OPERATOR:
+            operator = snap.operator_numbers.get(did.trunk.company_id)
+            if operator:
+                snap.dids[did.number] = DidRoute(
+                    did.number, did.trunk.company_id, did.trunk_id, did.target_kind, operator
+                )
+        elif did.extension is not None:
             snap.dids[did.number] = DidRoute(
                 did.number,
                 did.trunk.company_id,
@@ -122,6 +132,9 @@ class OrmDirectory:
     async def outbound_trunk(self, company_id: int) -> TrunkInfo | None:
         snap = await self._latest()
         return next((t for t in snap.trunks if t.company_id == company_id), None)
+
+    async def operator_number(self, company_id: int) -> str:
+        return (await self._latest()).operator_numbers.get(company_id, "")
 
     async def _latest(self) -> Snapshot:
         # Every call set-up starts with device() or did(), which read the stamp; the extension

@@ -54,7 +54,9 @@ EXTENSIONS: list[tuple[str, str, str]] = [
 ]
 OPERATOR_EXTENSION = "200"
 TRUNK_NAME = "Carrier demo"
-DIDS: list[tuple[str, str]] = [("0212345678", "200"), ("0298765432", "201")]
+OPERATOR_NUMBER = "9"  # internal phones dial it to reach the operator queue
+# (company number, where it goes: an extension's number or "operator", the console's queue)
+DIDS: list[tuple[str, str]] = [("0212345678", "operator"), ("0298765432", "201")]
 # (username, role, their extension): admin is also the superuser of Django's admin.
 USERS: list[tuple[str, Role, str | None]] = [
     ("admin", Role.ADMINISTRATOR, None),
@@ -121,7 +123,7 @@ def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
 
 def _company(result: SeedResult) -> Company:
     company, created = Company.objects.get_or_create(
-        name=COMPANY_NAME, defaults={"time_zone": TIME_ZONE}
+        name=COMPANY_NAME, defaults={"time_zone": TIME_ZONE, "operator_number": OPERATOR_NUMBER}
     )
     if created:
         result.created.append(f"company {COMPANY_NAME}")
@@ -164,10 +166,15 @@ def _trunk(company: Company, result: SeedResult) -> None:
     for number, target in DIDS:
         if Did.objects.filter(number=number).exists():
             continue
-        extension = Extension.objects.filter(company=company, number=target).first()
-        if extension is None:
-            continue
-        did = Did(trunk=trunk, number=number, target_kind=DidTarget.EXTENSION, extension=extension)
+        if target == "operator":
+            did = Did(trunk=trunk, number=number, target_kind=DidTarget.OPERATOR)
+        else:
+            extension = Extension.objects.filter(company=company, number=target).first()
+            if extension is None:
+                continue
+            did = Did(
+                trunk=trunk, number=number, target_kind=DidTarget.EXTENSION, extension=extension
+            )
         did.full_clean()
         did.save()
         result.created.append(f"number {number} -> {target}")

@@ -7,6 +7,11 @@ JSON-ready messages for the operator consoles of the company they concern:
     {"v": 1, "seq": 43, "type": "call.ended", "call_id": "...", "disposition": "answered"}
     {"v": 1, "seq": 44, "type": "extension.state", "number": "201", "state": "talking"}
 
+A call carries its `state` (routing, queued: waiting in the operator queue, ringing, answered,
+transferring, parked), who calls and what they dialled, `operator` (the extension of the
+operator handling it), `park_slot` while parked, and `held` with `held_since` while a party
+holds it: the queue, the parking and the hold timers are all read from the calls.
+
 A console first takes a `snapshot` (every live call and every extension that is not idle, with
 the sequence it is at), then applies the messages that follow in order with `apply`; a gap in
 the sequence (a message lost, a reconnect) raises `Gap`, and the console takes a new snapshot.
@@ -30,7 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbx.engine.call import CallState
-from pbx.engine.events import CallChanged, Event, ExtensionState, ExtensionStateChanged
+from pbx.engine.events import (
+    CallChanged,
+    Event,
+    ExtensionState,
+    ExtensionStateChanged,
+    LegChanged,
+)
+from pbx.engine.legs import LegState
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,7 @@ class _Stream:
     seq: int = 0
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
+    held_legs: dict[str, set[int]] = field(default_factory=dict)  # call id -> legs holding
 
 
 class ConsoleFeed:
@@ -66,16 +79,42 @@ class ConsoleFeed:
         self.publish = publish
         self.wall = wall  # the console shows clock times (waiting since...), not loop time
         self._streams: dict[int, _Stream] = {}
+        self._company_of_call: dict[str, int] = {}
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, CallChanged):
             self._call(event)
+        elif isinstance(event, LegChanged):
+            self._leg(event)
         elif isinstance(event, ExtensionStateChanged):
             self._extension(event)
+
+    def _leg(self, event: LegChanged) -> None:
+        """A leg of a known call held or resumed (or ended holding): the call's `held`."""
+        company_id = self._company_of_call.get(event.call_id)
+        if company_id is None:
+            return
+        stream = self._stream(company_id)
+        call = stream.calls.get(event.call_id)
+        if call is None:
+            return
+        holding = stream.held_legs.setdefault(event.call_id, set())
+        if event.held and event.state is not LegState.ENDED:
+            holding.add(event.leg_id)
+        else:
+            holding.discard(event.leg_id)
+        held = bool(holding)
+        if held == call["held"]:
+            return
+        call["held"] = held
+        call["held_since"] = self.wall() if held else None
+        self._send(company_id, stream, {"type": "call.updated", "call": dict(call)})
 
     def _call(self, event: CallChanged) -> None:
         stream = self._stream(event.company_id)
         if event.state is CallState.ENDED:
+            self._company_of_call.pop(event.call_id, None)
+            stream.held_legs.pop(event.call_id, None)
             if stream.calls.pop(event.call_id, None) is None:
                 return  # a call the console never saw (ended as it began)
             disposition = event.disposition.value if event.disposition else "failed"
@@ -87,6 +126,8 @@ class ConsoleFeed:
             return
         now = self.wall()
         known = stream.calls.get(event.call_id)
+        self._company_of_call[event.call_id] = event.company_id
+        held = bool(stream.held_legs.get(event.call_id))
         call = {
             "id": event.call_id,
             "state": event.state.value,
@@ -95,6 +136,10 @@ class ConsoleFeed:
             "caller_name": event.caller_name,
             "dialled": event.dialled,
             "answered_by": event.answered_by,
+            "operator": event.operator,
+            "park_slot": event.park_slot,
+            "held": held,
+            "held_since": known["held_since"] if known and held else None,
             "started_at": known["started_at"] if known else now,
             "state_since": now
             if known is None or known["state"] != event.state.value

@@ -18,6 +18,10 @@ short_number_validator = RegexValidator(
     r"^[1-9][0-9]{1,5}$",
     _("A short number has 2 to 6 digits and does not start with 0 (0 selects the trunk)."),
 )
+operator_number_validator = RegexValidator(
+    r"^[1-9][0-9]{0,5}$",
+    _("The operator's number has 1 to 6 digits and does not start with 0."),
+)
 did_validator = RegexValidator(r"^\+?[0-9]{3,20}$", _("A company number is 3 to 20 digits."))
 sip_username_validator = RegexValidator(
     r"^[A-Za-z0-9_.\-]{2,64}$", _("Letters, digits, '.', '_' and '-' only (2 to 64).")
@@ -39,6 +43,16 @@ class Company(models.Model):
     name = models.CharField(_("name"), max_length=120, unique=True)
     time_zone = models.CharField(
         _("time zone"), max_length=64, default="Europe/Rome", validators=[_validate_time_zone]
+    )
+    operator_number = models.CharField(
+        _("operator number"),
+        max_length=6,
+        default="9",
+        blank=True,
+        validators=[operator_number_validator],
+        help_text=_(
+            "Internal phones dial it to reach the operator queue of the console; empty: none."
+        ),
     )
 
     class Meta:
@@ -265,9 +279,10 @@ class Trunk(models.Model):
 
 
 class DidTarget(models.TextChoices):
-    """Where a company number goes. Hunt groups, multiselection and operator come later."""
+    """Where a company number goes. Hunt groups and multiselection come later."""
 
     EXTENSION = "extension", _("Extension")
+    OPERATOR = "operator", _("Operator queue")
 
 
 class Did(models.Model):
@@ -301,6 +316,10 @@ class Did(models.Model):
     def clean(self) -> None:
         if self.target_kind == DidTarget.EXTENSION and self.extension_id is None:
             raise ValidationError({"extension": _("Choose the extension this number rings.")})
+        if self.target_kind == DidTarget.OPERATOR and not self.trunk.company.operator_number:
+            raise ValidationError(
+                {"target_kind": _("The company has no operator number: give it one first.")}
+            )
         if self.extension_id and self.extension.company_id != self.trunk.company_id:
             raise ValidationError({"extension": _("The extension belongs to another company.")})
 

@@ -28,17 +28,34 @@ log = logging.getLogger(__name__)
 
 class CallState(enum.Enum):
     ROUTING = "routing"  # looking up where the number goes (or where a forwarding goes)
+    QUEUED = "queued"  # waits in the operator queue (the caller hears ringing) for a console
     RINGING = "ringing"  # a ringer rings one or more phones or the trunk
     ANSWERED = "answered"  # two parties talk
     TRANSFERRING = "transferring"  # one party left for a transfer; the other waits for its end
+    PARKED = "parked"  # the operator left it in a parking slot: one party, hearing music
     ENDED = "ended"
 
 
 _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
-    CallState.ROUTING: frozenset({CallState.RINGING, CallState.ANSWERED, CallState.ENDED}),
-    CallState.RINGING: frozenset({CallState.ROUTING, CallState.ANSWERED, CallState.ENDED}),
-    CallState.ANSWERED: frozenset({CallState.TRANSFERRING, CallState.ENDED}),
+    CallState.ROUTING: frozenset(
+        {CallState.RINGING, CallState.QUEUED, CallState.ANSWERED, CallState.ENDED}
+    ),
+    # An operator takes a queued call (their phone is rung), or it ends waiting.
+    CallState.QUEUED: frozenset({CallState.ROUTING, CallState.ENDED}),
+    # Ringing an operator's phone that does not answer puts the call back where it waited.
+    CallState.RINGING: frozenset(
+        {
+            CallState.ROUTING,
+            CallState.ANSWERED,
+            CallState.QUEUED,
+            CallState.PARKED,
+            CallState.ENDED,
+        }
+    ),
+    CallState.ANSWERED: frozenset({CallState.TRANSFERRING, CallState.PARKED, CallState.ENDED}),
     CallState.TRANSFERRING: frozenset({CallState.ANSWERED, CallState.ENDED}),
+    # Retrieving a parked call rings the retriever's phone.
+    CallState.PARKED: frozenset({CallState.ROUTING, CallState.ENDED}),
     CallState.ENDED: frozenset(),
 }
 
@@ -113,6 +130,8 @@ class Call:
     depth: int = 0  # forwarding hops taken, to stop loops
     ringer: Ringer | None = None
     answered_by: str = ""
+    operator: str = ""  # the extension of the operator whose console handles it, if any
+    park_slot: int | None = None  # while parked
     outcome: asyncio.Future[Outcome] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +169,8 @@ class Call:
                 caller_name=self.caller.name,
                 dialled=self.dialled,
                 answered_by=self.answered_by,
+                operator=self.operator,
+                park_slot=self.park_slot,
                 disposition=disposition,
                 reason=reason,
                 at=self.a.stack.now(),
@@ -158,8 +179,8 @@ class Call:
 
     @property
     def talking(self) -> bool:
-        """Answered, or answered and now waiting for a transfer of one party."""
-        return self.state in (CallState.ANSWERED, CallState.TRANSFERRING)
+        """Answered, parked, or answered and now waiting for a transfer of one party."""
+        return self.state in (CallState.ANSWERED, CallState.TRANSFERRING, CallState.PARKED)
 
     def other(self, leg: Leg) -> Leg | None:
         if leg is self.a:

@@ -13,6 +13,7 @@ import enum
 import logging
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from pbx.engine.call import BUSY_STATUSES, Call, CallKind, CallState, Disposition, Outcome, Status
@@ -39,6 +40,16 @@ from pbx.sip import sdp
 from pbx.sip.message import Request
 
 log = logging.getLogger(__name__)
+
+
+def auto_answer_headers(advertise: str) -> tuple[tuple[str, str], ...]:
+    """Ask a phone to answer by itself (the operator's, when the console answers or dials for
+    them): Call-Info answer-after, which most desk phones and softphones read, and Alert-Info
+    auto-answer for the others. A phone that reads neither simply rings."""
+    return (
+        ("Call-Info", f"<sip:{advertise}>;answer-after=0"),
+        ("Alert-Info", f"<sip:{advertise}>;info=alert-autoanswer;delay=0"),
+    )
 
 
 class SetupState(enum.Enum):
@@ -158,8 +169,9 @@ class CallManager:
         route = did_route or await self.router.route(caller, dialled)
         await self.follow(call, route)
 
-    def place(self, leg: Leg, party: Party, number: str) -> Call:
-        """A new call for `leg`, already in a dialog with us (a transferee), to `number`.
+    def place(self, leg: Leg, party: Party, number: str, *, operator: str = "") -> Call:
+        """A new call for `leg`, already in a dialog with us (a transferee, the operator's
+        phone when the console dials), to `number`.
 
         Await the call's `outcome`: the leg that answered, bridged to `leg`, or the failure;
         on a failure `leg` is left as it was, belonging to no call.
@@ -172,6 +184,7 @@ class CallManager:
             "internal",
             events=self.events,
             kind=CallKind.HANDOFF,
+            operator=operator,
         )
         self._attach(call, leg)
 
@@ -213,6 +226,9 @@ class CallManager:
                 self.unavailable(call, route.reason, route.status)
                 return
             call.route = route
+            if route.operator:
+                self._queue(call)
+                return
             result = await self._ring(call, route)
             if result is None:
                 return
@@ -230,6 +246,39 @@ class CallManager:
                 return
             call.move(CallState.ROUTING)
             route = following
+
+    def _queue(self, call: Call) -> None:
+        """The call waits for an operator to take it from a console (operator.py)."""
+        if call.kind is CallKind.HANDOFF:  # a transfer to the operator: nobody waits for it
+            self._end_unanswered(call, Status.UNAVAILABLE, "the operator takes no transfers")
+            return
+        if call.a.unanswered:
+            call.a.respond(180)  # the caller hears ringing while it waits
+        call.move(CallState.QUEUED)
+
+    async def connect(
+        self, call: Call, route: Route, back: CallState, restore: Callable[[], None]
+    ) -> RingResult | None:
+        """Ring `route` for a call that waits (queued, parked) and bridge it to whoever
+        answers; when nobody does, `restore()` puts back what the caller changed for the
+        attempt and the call goes back to `back`, and the result says why. None: the call
+        ended (or no media port was free) meanwhile."""
+        call.move(CallState.ROUTING)
+        result = await self._ring(call, route)
+        if result is None:
+            return None
+        if call.state is not CallState.RINGING:
+            if result.leg is not None:  # it answered as the call ended
+                self.dialogs.remove(result.leg)
+                result.leg.hangup()
+            return None
+        if result.end is RingEnd.ANSWERED:
+            assert result.leg is not None
+            self._answered(call, result.leg)
+        else:
+            restore()
+            call.move(back)
+        return result
 
     async def _ring(self, call: Call, route: Route) -> RingResult | None:
         if call.b_media is None or call.b_media.closed:
@@ -274,6 +323,7 @@ class CallManager:
             clock=self.clock,
             events=self.events,
             dialogs=self.dialogs,
+            headers=auto_answer_headers(self.advertise) if route.auto_answer else (),
         )
         call.ringer = ringer
         call.move(CallState.RINGING)

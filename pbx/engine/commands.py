@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from pbx.engine.call import Call, CallState
 from pbx.engine.calls import CallManager
 from pbx.engine.legs import Leg
 from pbx.engine.operations import CallOperations, OperationError
+from pbx.engine.operator import Operator, OperatorDesk
 
 
 class Side(enum.Enum):
@@ -60,17 +62,72 @@ class AttendedTransfer:
     side: Side = Side.CALLEE
 
 
-Command = Hangup | Hold | Resume | BlindTransfer | AttendedTransfer
+class Action(enum.Enum):
+    """What an operator's console (or the REST API on its behalf) asks (operator.py)."""
+
+    ANSWER = "answer"
+    REJECT = "reject"
+    HOLD = "hold"
+    RESUME = "resume"
+    HANGUP = "hangup"
+    TRANSFER = "transfer"  # blind: `number`
+    ATTENDED_TRANSFER = "attended_transfer"  # join `call_id` with `consult_call_id`
+    PARK = "park"  # into `slot`, or the first free one
+    RETRIEVE = "retrieve"  # the call in `slot`
+    DIAL = "dial"  # `number`
+
+
+@dataclass(frozen=True, slots=True)
+class Console:
+    """A console's command, on behalf of the operator of `company_id` at `extension`.
+
+    Plain values only, so that it travels as a Celery task's argument (`as_dict`)."""
+
+    action: Action
+    company_id: int
+    extension: str
+    call_id: str = ""
+    number: str = ""
+    consult_call_id: str = ""
+    slot: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action.value,
+            "company_id": self.company_id,
+            "extension": self.extension,
+            "call_id": self.call_id,
+            "number": self.number,
+            "consult_call_id": self.consult_call_id,
+            "slot": self.slot,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Console:
+        return cls(**{**data, "action": Action(data["action"])})
+
+
+Command = Hangup | Hold | Resume | BlindTransfer | AttendedTransfer | Console
 
 
 @dataclass(frozen=True, slots=True)
 class Done:
     call_id: str
     status: int = 200  # of a transfer: 200, or why the target did not answer
+    slot: int | None = None  # of a park: where the call went
 
 
-async def execute(calls: CallManager, operations: CallOperations, command: Command) -> Done:
+async def execute(
+    calls: CallManager,
+    operations: CallOperations,
+    command: Command,
+    desk: OperatorDesk | None = None,
+) -> Done:
     """Carry out `command`; raises OperationError when it cannot be done."""
+    if isinstance(command, Console):
+        if desk is None:
+            raise OperationError("not_allowed", "this engine has no operator desk")
+        return await _console(desk, command)
     call = _call(calls, command.call_id)
     if isinstance(command, Hangup):
         operations.hangup(call, "hung up by command")
@@ -98,6 +155,35 @@ async def execute(calls: CallManager, operations: CallOperations, command: Comma
     operations.join(call, referrer, consult.a)
     calls.hangup_leg(referrer, "transferred")
     calls.hangup_leg(consult.a, "transferred")
+    return Done(call.id)
+
+
+async def _console(desk: OperatorDesk, command: Console) -> Done:
+    operator = Operator(command.company_id, command.extension)
+    action = command.action
+    if action is Action.ANSWER:
+        call = await desk.answer(command.call_id, operator)
+    elif action is Action.REJECT:
+        call = desk.reject(command.call_id, operator)
+    elif action is Action.HOLD:
+        call = desk.hold(command.call_id, operator)
+    elif action is Action.RESUME:
+        call = desk.resume(command.call_id, operator)
+    elif action is Action.HANGUP:
+        call = desk.hangup(command.call_id, operator)
+    elif action is Action.TRANSFER:
+        call = await desk.transfer_blind(command.call_id, command.number, operator)
+    elif action is Action.ATTENDED_TRANSFER:
+        call = desk.transfer_attended(command.call_id, command.consult_call_id, operator)
+    elif action is Action.PARK:
+        call = desk.park(command.call_id, operator, command.slot)
+        return Done(call.id, slot=call.park_slot)
+    elif action is Action.RETRIEVE:
+        if command.slot is None:
+            raise OperationError("no_such_slot", "say which slot to retrieve")
+        call = await desk.retrieve(command.slot, operator)
+    else:
+        call = await desk.dial(command.number, operator)
     return Done(call.id)
 
 

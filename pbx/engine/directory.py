@@ -59,7 +59,7 @@ class DidRoute:
     number: str
     company_id: int
     trunk_id: int
-    kind: str  # "extension"
+    kind: str  # "extension" or "operator"
     target: str
 
 
@@ -76,6 +76,10 @@ class Directory(Protocol):
 
     async def outbound_trunk(self, company_id: int) -> TrunkInfo | None: ...
 
+    async def operator_number(self, company_id: int) -> str:
+        """The short number of the company's operator queue ("" when it has none)."""
+        ...
+
 
 @dataclass
 class MemoryDirectory:
@@ -85,6 +89,7 @@ class MemoryDirectory:
     extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
     dids: dict[str, DidRoute] = field(default_factory=dict)
     trunk_list: list[TrunkInfo] = field(default_factory=list)
+    operator_numbers: dict[int, str] = field(default_factory=dict)
 
     async def device(self, username: str) -> DeviceInfo | None:
         return self.devices.get(username)
@@ -100,3 +105,6 @@ class MemoryDirectory:
 
     async def outbound_trunk(self, company_id: int) -> TrunkInfo | None:
         return next((t for t in self.trunk_list if t.company_id == company_id), None)
+
+    async def operator_number(self, company_id: int) -> str:
+        return self.operator_numbers.get(company_id, "")

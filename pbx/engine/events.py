@@ -50,6 +50,8 @@ class CallChanged:
     disposition: Disposition | None  # set when the call ended
     reason: str
     at: float
+    operator: str = ""  # the extension of the operator handling it (console calls)
+    park_slot: int | None = None  # set while parked
 
 
 @dataclass(frozen=True, slots=True)

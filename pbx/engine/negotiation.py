@@ -14,10 +14,10 @@ CODECS = ("PCMU", "PCMA")
 _NO_ADDRESS = ("0.0.0.0", "::")  # RFC 2543 hold: keep sending where we were
 
 
-def offer_for_callee(advertise: str, caller: Leg, media: MediaEndpoint) -> bytes:
+def offer_for_callee(advertise: str, caller: Leg | None, media: MediaEndpoint) -> bytes:
     """The offer to the phones we ring: the caller's codecs first, so that most calls relay
-    without transcoding."""
-    offered = caller.offer
+    without transcoding (ours alone when nobody calls: the PBX rings for itself)."""
+    offered = caller.offer if caller is not None else None
     preferred = [n for _, n, _ in sdp.codecs(offered) if n in CODECS] if offered else []
     order = list(dict.fromkeys([*preferred, *CODECS]))
     return bytes(sdp.make_offer(advertise, media.port, order, session_id=media.port, version=1))

@@ -65,6 +65,7 @@ class RecordWriter:
 
     def __init__(self, recorder: CallRecorder) -> None:
         self.recorder = recorder
+        self._answered: set[str] = set()  # a parked call retrieved is answered again: once
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, CallChanged):
@@ -79,7 +80,10 @@ class RecordWriter:
                 company_id=event.company_id,
             )
         elif event.state is CallState.ANSWERED and event.previous in _UNANSWERED:
-            self.recorder.answered(event.call_id, event.answered_by)
+            if event.call_id not in self._answered:
+                self._answered.add(event.call_id)
+                self.recorder.answered(event.call_id, event.answered_by)
         elif event.state is CallState.ENDED:
+            self._answered.discard(event.call_id)
             disposition = event.disposition.value if event.disposition else "failed"
             self.recorder.ended(event.call_id, disposition, event.reason)

@@ -85,11 +85,14 @@ class RingResult:
 
 
 class Ringer:
-    """Rings `targets` for `call` by `strategy`, for at most `timeout` seconds."""
+    """Rings `targets` for `call` by `strategy`, for at most `timeout` seconds.
+
+    Without a call it rings for the PBX itself (the operator's own phone, before the console
+    dials for them): the offer is ours alone and no caller hears the ringing."""
 
     def __init__(
         self,
-        call: Call,
+        call: Call | None,
         number: str,
         targets: list[Target],
         strategy: RingStrategy,
@@ -102,8 +105,10 @@ class Ringer:
         clock: Clock,
         events: EventSink,
         dialogs: DialogIndex,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.call = call
+        self.headers = headers  # more for every INVITE (an auto-answer request)
         self.number = number
         self.targets = targets
         self.strategy = strategy
@@ -214,11 +219,13 @@ class Ringer:
                 ("Contact", stack.contact(transport=transport)),
                 ("Allow", ALLOW),
                 ("User-Agent", "Centralino"),
+                *self.headers,
                 ("Content-Type", "application/sdp"),
             ]
         )
+        leg_a = self.call.a if self.call is not None else None
         invite = Request(
-            "INVITE", target.uri, headers, offer_for_callee(advertise, self.call.a, self.media)
+            "INVITE", target.uri, headers, offer_for_callee(advertise, leg_a, self.media)
         )
         leg = Leg(
             stack,
@@ -234,7 +241,7 @@ class Ringer:
             extension=self.extension,
             sdp_version=2,  # our INVITE's offer was version 1
             trunk=target.trunk,
-            call_id=self.call.id,
+            call_id=self.call.id if self.call is not None else "",
         )
         self.forks[index] = leg
         self._target_of[leg.id] = index
@@ -256,8 +263,8 @@ class Ringer:
         if status < 200:
             if status > 100:
                 leg.provisional_received()
-                a = self.call.a
-                if not self.done and leg.state is LegState.RINGING and a.unanswered:
+                a = self.call.a if self.call is not None else None
+                if not self.done and leg.state is LegState.RINGING and a and a.unanswered:
                     a.respond(180)
             return
         if status < 300:

@@ -40,6 +40,8 @@ class Route:
     forward_no_answer: str = ""
     trunk: TrunkInfo | None = None
     extension_key: tuple[int, str] | None = None
+    operator: bool = False  # the company's operator number: the call waits in the queue
+    auto_answer: bool = False  # ask the phone to answer by itself (the operator's, by 3PCC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Router:
             outside = dialled[len(trunk.outbound_prefix) :]
             if len(outside) >= 2:
                 return Route(number=outside, trunk=trunk, timeout=self.trunk_timeout)
+        if dialled == await self.directory.operator_number(caller.company_id):
+            return Route(number=dialled, operator=True)
         ext = await self.directory.extension(caller.company_id, dialled)
         if ext is None:
             return Unavailable("no such number", 404)

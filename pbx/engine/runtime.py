@@ -19,6 +19,7 @@ from pbx.engine.events import EventBus, RegistrationChanged
 from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.operations import CallOperations
+from pbx.engine.operator import OperatorDesk
 from pbx.engine.presence import Presence
 from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
@@ -118,6 +119,7 @@ class Engine:
             dialogs=self.dialogs,
         )
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
+        self.desk = OperatorDesk(self.calls, self.operations, directory, self.registrar)
         self.session_timers = SessionTimers(self.calls, stack=self.stack, clock=self.clock)
         self.events.subscribe(self.session_timers.on_event)
         self.dialog_requests = DialogRequests(
@@ -224,7 +226,7 @@ class Engine:
         Raises:
             OperationError: the call has gone, is not answered, ... (`code` says which).
         """
-        return await execute(self.calls, self.operations, command)
+        return await execute(self.calls, self.operations, command, self.desk)
 
     # --- the transaction user ------------------------------------------------------------
 

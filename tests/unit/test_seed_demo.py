@@ -87,10 +87,11 @@ def test_it_seeds_the_demo_company() -> None:
         "udp",
         False,
     )
-    assert sorted(Did.objects.values_list("number", "extension__number")) == [
-        ("0212345678", "200"),
-        ("0298765432", "201"),
+    assert sorted(Did.objects.values_list("number", "target_kind", "extension__number")) == [
+        ("0212345678", "operator", None),
+        ("0298765432", "extension", "201"),
     ]
+    assert Company.objects.get().operator_number == "9"
 
 
 @pytest.mark.django_db
