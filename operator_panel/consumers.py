@@ -1,12 +1,20 @@
-"""The operator console's socket: the company's live calls and extensions, as they change.
+"""The operator console's socket: the company's live calls and extensions, as they change,
+and the console's commands.
 
 Only operators and administrators of a company get in (anyone else is refused before the
-handshake completes); the socket joins its company's group and no other, sends the snapshot
-first and then every message of the stream (pbx/events.py), which the page applies in order.
+handshake completes; a foreign Origin is refused by the ASGI stack, operator_panel/asgi.py);
+the socket joins its company's group and no other, sends the snapshot first and then every
+message of the stream (pbx/events.py), which the page applies in order.
+
+A command, `{"type": "command", "id": <client id>, "action": ..., ...}` (pbx/control.py),
+gets `{"type": "ack", "id": ..., "result": {...}}` or `{"type": "error", "id": ...,
+"code": ..., "detail": ...}`, to this socket only. Commands run beside the stream: one that
+waits for the operator's phone to answer never holds back the messages that show it ringing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,24 +22,30 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from pbx import control
 from pbx.events import console_group
-from pbx.models import Membership
 
 REFUSED = 4403  # the close code of a socket that may not see the console
 
 
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
+    actor: control.Actor | None = None
 
     async def connect(self) -> None:
-        membership = await _console_membership(self.scope.get("user"))
-        if membership is None:
+        self.commands: set[asyncio.Task[None]] = set()
+        actor = await database_sync_to_async(control.actor_of)(self.scope.get("user"))
+        if actor is None or not actor.runs_the_console:
             await self.close(code=REFUSED)
             return
-        self.group = console_group(membership.company_id)
+        self.actor = actor
+        self.group = console_group(actor.company_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self.send_snapshot()
+
+    async def send_snapshot(self) -> None:
+        assert self.actor is not None
         try:
-            snapshot = await control.console_snapshot(membership.company_id)
+            snapshot = await control.console_snapshot(self.actor.company_id)
         except control.EngineUnavailable as error:
             await self.send_json(
                 {"type": "error", "code": "engine_unavailable", "detail": str(error)}
@@ -40,6 +54,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "snapshot", **snapshot})
 
     async def disconnect(self, code: int) -> None:
+        for task in getattr(self, "commands", ()):
+            task.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -47,18 +63,27 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event["message"])
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
             # The status bar shows the round trip on hover (SPEC B9).
             await self.send_json({"type": "pong", "id": content.get("id")})
+        elif kind == "resync":  # the page saw a gap in the sequence
+            await self.send_snapshot()
+        elif kind == "command":
+            task = asyncio.ensure_future(self._command(content))
+            self.commands.add(task)
+            task.add_done_callback(self.commands.discard)
+        else:
+            await self.send_json({"type": "error", "code": "unknown_message"})
+
+    async def _command(self, content: dict[str, Any]) -> None:
+        client_id = content.get("id")
+        try:
+            console = control.parse(self.actor, content)
+            result = await control.command(console)
+        except control.Refused as refused:
+            await self.send_json(
+                {"type": "error", "id": client_id, "code": refused.code, "detail": refused.detail}
+            )
             return
-        await self.send_json({"type": "error", "code": "unknown_message"})
-
-
-@database_sync_to_async
-def _console_membership(user: Any) -> Membership | None:
-    if user is None or not user.is_authenticated or not user.is_active:
-        return None
-    membership = Membership.objects.filter(user=user).first()
-    if membership is None or not membership.runs_the_console:
-        return None
-    return membership
+        await self.send_json({"type": "ack", "id": client_id, "result": result})

@@ -32,6 +32,21 @@ def console_snapshot(company_id: int) -> dict[str, Any]:
     return worker.call_engine(snapshot, timeout=5)
 
 
+@shared_task(name="pbx.console_command", **CONTROL_OPTIONS)
+def console_command(data: dict[str, Any]) -> dict[str, Any]:
+    """Carry out a console's command (checked by pbx/control.py) on this node's engine; the
+    acknowledgement, or {"error": code, "detail": why} (errors travel as values)."""
+    from pbx.control import COMMAND_TIMEOUT, acknowledgement
+    from pbx.engine.commands import Console
+    from pbx.engine.operations import OperationError
+
+    try:
+        done = worker.execute(Console.from_dict(data), timeout=COMMAND_TIMEOUT)
+    except OperationError as error:
+        return {"error": error.code, "detail": str(error)}
+    return acknowledgement(done)
+
+
 @shared_task(name="pbx.engine_status", **CONTROL_OPTIONS)
 def engine_status() -> dict[str, Any]:
     """The status of the engine of this node: node, SIP port, and what the engine reports."""

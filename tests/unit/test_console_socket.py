@@ -16,7 +16,9 @@ from django.test import Client
 from operator_panel.asgi import application
 from pbx import worker
 from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed
-from pbx.models import Company, Membership, Role
+from pbx.engine.commands import Action, Console, Done
+from pbx.engine.operations import OperationError
+from pbx.models import Company, Extension, Membership, Role
 from tests.unit.fakes.events import call_created
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,3 +142,116 @@ def test_membership_roles_that_run_the_console() -> None:
         Role.OPERATOR,
         Role.ADMINISTRATOR,
     }
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+class FakeEngine(SimpleNamespace):
+    """The engine's command door, answering as told: a Done, or an OperationError."""
+
+    async def execute(self, command: Console) -> Done:
+        self.received.append(command)
+        if isinstance(self.answer, OperationError):
+            raise self.answer
+        return self.answer
+
+
+@pytest.fixture
+async def engine(alice: User, company: Company) -> AsyncIterator[FakeEngine]:
+    """Alice at extension 200, and an engine in this process that answers her commands."""
+
+    def give_alice_her_phone() -> None:
+        extension = Extension.objects.create(company=company, number="200", display_name="Op")
+        Membership.objects.filter(user=alice).update(extension=extension)
+
+    await sync_to_async(give_alice_her_phone)()
+    fake = FakeEngine(console=ConsoleFeed(), received=[], answer=Done("c1"))
+    worker.attach(fake, asyncio.get_running_loop())  # type: ignore[arg-type]
+    try:
+        yield fake
+    finally:
+        worker.detach()
+
+
+async def _connected(user: User) -> WebsocketCommunicator:
+    socket = await _socket(user)
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from())["type"] == "snapshot"
+    return socket
+
+
+async def test_a_command_is_acknowledged_to_its_sender_with_its_id(
+    alice: User, engine: FakeEngine
+) -> None:
+    socket = await _connected(alice)
+    await socket.send_json_to({"type": "command", "id": 7, "action": "answer", "call_id": "c1"})
+    assert await socket.receive_json_from() == {
+        "type": "ack",
+        "id": 7,
+        "result": {"call_id": "c1"},
+    }
+    [command] = engine.received
+    assert (command.action, command.extension, command.call_id) == (Action.ANSWER, "200", "c1")
+    await socket.disconnect()
+
+
+async def test_the_engines_refusal_reaches_the_sender_with_its_code(
+    alice: User, engine: FakeEngine
+) -> None:
+    engine.answer = OperationError("slot_taken", "parking slot 3 is taken")
+    socket = await _connected(alice)
+    await socket.send_json_to(
+        {"type": "command", "id": "p", "action": "park", "call_id": "c1", "slot": 3}
+    )
+    assert await socket.receive_json_from() == {
+        "type": "error",
+        "id": "p",
+        "code": "slot_taken",
+        "detail": "parking slot 3 is taken",
+    }
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"action": "launch"}, "bad_request"),
+        ({"action": "answer"}, "bad_request"),  # which call?
+        ({"action": "answer", "call_id": "'; drop"}, "bad_request"),
+        ({"action": "dial", "number": "2O1"}, "bad_request"),
+        ({"action": "retrieve", "slot": 11}, "no_such_slot"),
+        ({"action": "park", "call_id": "c1", "slot": "x"}, "bad_request"),
+    ],
+)
+async def test_a_malformed_command_is_refused_and_never_reaches_the_engine(
+    alice: User, engine: FakeEngine, body: dict[str, object], code: str
+) -> None:
+    socket = await _connected(alice)
+    await socket.send_json_to({"type": "command", "id": 1, **body})
+    reply = await socket.receive_json_from()
+    assert (reply["type"], reply["id"], reply["code"]) == ("error", 1, code)
+    assert reply["detail"]
+    assert engine.received == []
+    await socket.disconnect()
+
+
+async def test_an_operator_without_a_phone_may_watch_but_not_command(
+    carol: User, engine: FakeEngine
+) -> None:
+    socket = await _connected(carol)  # the administrator: no extension
+    await socket.send_json_to({"type": "command", "id": 2, "action": "hangup", "call_id": "c1"})
+    reply = await socket.receive_json_from()
+    assert (reply["type"], reply["code"]) == ("error", "not_allowed")
+    assert engine.received == []
+    await socket.disconnect()
+
+
+async def test_a_console_that_saw_a_gap_gets_a_new_snapshot(
+    alice: User, engine: FakeEngine
+) -> None:
+    socket = await _connected(alice)
+    await socket.send_json_to({"type": "resync"})
+    assert (await socket.receive_json_from())["type"] == "snapshot"
+    await socket.disconnect()
