@@ -6,10 +6,12 @@ JSON-ready messages for the operator consoles of the company they concern:
     {"v": 1, "seq": 42, "type": "call.updated", "call": {...}}
     {"v": 1, "seq": 43, "type": "call.ended", "call_id": "...", "disposition": "answered"}
     {"v": 1, "seq": 44, "type": "extension.state", "number": "201", "state": "talking"}
+    {"v": 1, "seq": 45, "type": "extension.registered", "number": "201", "registered": true}
 
 A call carries its `state` (routing, queued: waiting in the operator queue, ringing, answered,
 transferring, parked), who calls and what they dialled, `operator` (the extension of the
-operator handling it), `park_slot` while parked, and `held` with `held_since` while a party
+operator handling it) and `outgoing` (the operator made it: dialled, or retrieved from
+parking), `park_slot` while parked, and `held` with `held_since` while a party
 holds it: the queue, the parking and the hold timers are all read from the calls.
 
 A console first takes a `snapshot` (every live call and every extension that is not idle, with
@@ -41,6 +43,7 @@ from pbx.engine.events import (
     ExtensionState,
     ExtensionStateChanged,
     LegChanged,
+    RegistrationChanged,
 )
 from pbx.engine.legs import LegState
 
@@ -70,6 +73,7 @@ class _Stream:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
     held_legs: dict[str, set[int]] = field(default_factory=dict)  # call id -> legs holding
+    registered: dict[str, set[str]] = field(default_factory=dict)  # extension -> its devices
 
 
 class ConsoleFeed:
@@ -88,6 +92,32 @@ class ConsoleFeed:
             self._leg(event)
         elif isinstance(event, ExtensionStateChanged):
             self._extension(event)
+        elif isinstance(event, RegistrationChanged) and event.extension:
+            self._registration(event)
+
+    def _registration(self, event: RegistrationChanged) -> None:
+        """An extension is registered while any of its devices is."""
+        stream = self._stream(event.company_id)
+        devices = stream.registered.get(event.extension, set())
+        was = bool(devices)
+        if event.contacts:
+            devices.add(event.username)
+        else:
+            devices.discard(event.username)
+        if devices:
+            stream.registered[event.extension] = devices
+        else:
+            stream.registered.pop(event.extension, None)
+        if bool(devices) != was:
+            self._send(
+                event.company_id,
+                stream,
+                {
+                    "type": "extension.registered",
+                    "number": event.extension,
+                    "registered": bool(devices),
+                },
+            )
 
     def _leg(self, event: LegChanged) -> None:
         """A leg of a known call held or resumed (or ended holding): the call's `held`."""
@@ -138,6 +168,7 @@ class ConsoleFeed:
             "answered_by": event.answered_by,
             "operator": event.operator,
             "park_slot": event.park_slot,
+            "outgoing": event.outgoing,
             "held": held,
             "held_since": known["held_since"] if known and held else None,
             "started_at": known["started_at"] if known else now,
@@ -179,6 +210,7 @@ class ConsoleFeed:
             "seq": stream.seq,
             "calls": copy.deepcopy(stream.calls),
             "extensions": dict(stream.extensions),
+            "registered": sorted(stream.registered),
         }
 
 
@@ -203,6 +235,13 @@ def apply(snapshot: Snapshot, message: Message) -> Snapshot:
         result["calls"][message["call"]["id"]] = dict(message["call"])
     elif kind == "call.ended":
         result["calls"].pop(message["call_id"], None)
+    elif kind == "extension.registered":
+        registered = set(result["registered"])
+        if message["registered"]:
+            registered.add(message["number"])
+        else:
+            registered.discard(message["number"])
+        result["registered"] = sorted(registered)
     elif kind == "extension.state":
         if message["state"] == ExtensionState.IDLE.value:
             result["extensions"].pop(message["number"], None)

@@ -131,6 +131,7 @@ class Call:
     ringer: Ringer | None = None
     answered_by: str = ""
     operator: str = ""  # the extension of the operator whose console handles it, if any
+    outgoing: bool = False  # the operator made it (dialled, retrieved): the outgoing area
     park_slot: int | None = None  # while parked
     outcome: asyncio.Future[Outcome] = field(init=False, repr=False)
 
@@ -170,6 +171,7 @@ class Call:
                 dialled=self.dialled,
                 answered_by=self.answered_by,
                 operator=self.operator,
+                outgoing=self.outgoing,
                 park_slot=self.park_slot,
                 disposition=disposition,
                 reason=reason,

@@ -169,7 +169,9 @@ class CallManager:
         route = did_route or await self.router.route(caller, dialled)
         await self.follow(call, route)
 
-    def place(self, leg: Leg, party: Party, number: str, *, operator: str = "") -> Call:
+    def place(
+        self, leg: Leg, party: Party, number: str, *, operator: str = "", outgoing: bool = False
+    ) -> Call:
         """A new call for `leg`, already in a dialog with us (a transferee, the operator's
         phone when the console dials), to `number`.
 
@@ -185,6 +187,7 @@ class CallManager:
             events=self.events,
             kind=CallKind.HANDOFF,
             operator=operator,
+            outgoing=outgoing,
         )
         self._attach(call, leg)
 

@@ -52,6 +52,7 @@ class CallChanged:
     at: float
     operator: str = ""  # the extension of the operator handling it (console calls)
     park_slot: int | None = None  # set while parked
+    outgoing: bool = False  # the operator made it (dialled, retrieved from parking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class RegistrationChanged:
     username: str
     contacts: int
     at: float
+    company_id: int = 0  # the device's extension, when known
+    extension: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,7 @@ class OperatorDesk:
         party = Party(
             operator.company_id, operator.extension, ext.display_name if ext else "", leg.device
         )
-        call = self.calls.place(leg, party, number, operator=operator.extension)
+        call = self.calls.place(leg, party, number, operator=operator.extension, outgoing=True)
         leg.media.play(self.ringback)
         self.calls.tasks.spawn(self._end_with_failure(call, leg))
         return call
@@ -250,10 +250,10 @@ class OperatorDesk:
         if call is None:
             raise OperationError("slot_empty", f"nothing is parked in slot {slot}")
         self._hold_current(operator, keep=call)
-        call.operator, call.park_slot = operator.extension, None
+        call.operator, call.park_slot, call.outgoing = operator.extension, None, True
 
         def back() -> None:
-            call.operator, call.park_slot = "", slot
+            call.operator, call.park_slot, call.outgoing = "", slot, False
 
         result = await self.calls.connect(call, route, CallState.PARKED, back)
         if result is None:

@@ -126,6 +126,7 @@ class Engine:
             self.calls, self.operations, self.session_timers, stack=self.stack, tasks=self.tasks
         )
         self._reload: asyncio.TimerHandle | None = None
+        self._registered: dict[str, tuple[int, str]] = {}  # username -> its extension
         self._watch: asyncio.TimerHandle | None = None
         self.watchdog = MediaWatchdog(config.media_timeout)
         self.running = False
@@ -144,6 +145,7 @@ class Engine:
         restored = await self.registrar.restore(self.stack.now())
         if restored:
             log.info("engine %s: %d registrations restored", self.config.node, restored)
+            await self._announce_restored()
         self.running = True
         await self.trunks.load()
         self._schedule_reload()
@@ -163,6 +165,7 @@ class Engine:
     def _schedule_reload(self) -> None:
         def reload() -> None:
             self.tasks.spawn(self.trunks.load())
+            self._expire_registrations()
             self._schedule_reload()
 
         self._reload = asyncio.get_running_loop().call_later(TRUNK_RELOAD_SECONDS, reload)
@@ -312,7 +315,34 @@ class Engine:
         self.stack.send_response(self.registrar.register(username, request, source, transport, now))
         after = len(self.registrar.contacts(username, now))
         if after != before:
-            self.events.emit(RegistrationChanged(username, after, now))
+            device = outcome.device
+            self._registered[username] = (device.company_id, device.extension)
+            self.events.emit(
+                RegistrationChanged(username, after, now, device.company_id, device.extension)
+            )
+
+    async def _announce_restored(self) -> None:
+        """The registrations a restart took back are news to the consoles too."""
+        now = self.stack.now()
+        for username in self.registrar.usernames():
+            device = await self.directory.device(username)
+            contacts = len(self.registrar.contacts(username, now))
+            if device is not None and contacts:
+                self._registered[username] = (device.company_id, device.extension)
+                self.events.emit(
+                    RegistrationChanged(
+                        username, contacts, now, device.company_id, device.extension
+                    )
+                )
+
+    def _expire_registrations(self) -> None:
+        """A phone that stopped refreshing its registration is gone: say so (the registrar
+        forgets it quietly, so the consoles would show it registered forever)."""
+        now = self.stack.now()
+        for username, (company_id, extension) in list(self._registered.items()):
+            if not self.registrar.contacts(username, now):
+                del self._registered[username]
+                self.events.emit(RegistrationChanged(username, 0, now, company_id, extension))
 
     async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
         self.calls.setup_started(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbx.engine.events import RegistrationChanged
 from pbx.engine.operations import HANG_UP_REFERRER_AFTER
 from pbx.events import SCHEMA_VERSION, ConsoleFeed, Gap, Message, Snapshot, apply
 from tests.unit.fakes.directory import COMPANY
@@ -115,8 +116,25 @@ async def test_each_company_gets_only_its_own_calls() -> None:
         "seq": 0,
         "calls": {},
         "extensions": {},
+        "registered": [],
     }
     assert len(feed.snapshot(COMPANY)["calls"]) == 1
+
+
+def test_an_extension_is_registered_while_any_of_its_devices_is() -> None:
+    feed = ConsoleFeed()
+    sent: list[dict] = []
+    feed.publish = lambda company, message: sent.append(message)
+    first = feed.snapshot(COMPANY)
+    for username, contacts in (("bob-desk", 1), ("bob-mobile", 1), ("bob-desk", 0)):
+        feed.on_event(RegistrationChanged(username, contacts, 0.0, COMPANY, "202"))
+    assert feed.snapshot(COMPANY)["registered"] == ["202"]
+    feed.on_event(RegistrationChanged("bob-mobile", 0, 1.0, COMPANY, "202"))
+    assert [m["registered"] for m in sent] == [True, False]  # only the changes are news
+    built = first
+    for message in sent:
+        built = apply(built, message)
+    assert built == feed.snapshot(COMPANY) and built["registered"] == []
 
 
 async def test_a_message_that_skips_one_is_a_gap_and_asks_for_a_new_snapshot() -> None:

@@ -15,9 +15,9 @@ from django.test import Client
 
 from operator_panel.asgi import application
 from pbx import worker
-from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed
 from pbx.engine.commands import Action, Console, Done
 from pbx.engine.operations import OperationError
+from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed
 from pbx.models import Company, Extension, Membership, Role
 from tests.unit.fakes.events import call_created
 
@@ -71,6 +71,7 @@ async def test_an_operator_gets_the_snapshot_then_the_calls_of_her_company(
         "seq": 0,
         "calls": {},
         "extensions": {},
+        "registered": [],
     }
     feed.on_event(call_created(company.id))
     message = await socket.receive_json_from()
