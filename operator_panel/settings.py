@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "pbx",
     "stats",
@@ -179,6 +182,10 @@ CENTRALINO_RTP_PORTS = _port_range(os.getenv("CENTRALINO_RTP_PORTS", "20000-2099
 # "embedded": the engine runs inside the web process; "off": it runs elsewhere (telephony worker).
 CENTRALINO_ENGINE = os.getenv("CENTRALINO_ENGINE", "embedded" if not REDIS_URL else "off")
 CENTRALINO_NODE = os.getenv("CENTRALINO_NODE", "node1")
+# The operator console: how many extensions it shows live (SPEC B8), and after how long a
+# held or parked call turns red with an alert (SPEC B6).
+CENTRALINO_CONSOLE_MONITORED = int(os.getenv("CENTRALINO_CONSOLE_MONITORED", "50"))
+CENTRALINO_HOLD_ALERT_SECONDS = int(os.getenv("CENTRALINO_HOLD_ALERT_SECONDS", "120"))
 
 
 def _allowed_hosts() -> list[str]:
@@ -228,8 +235,39 @@ LOGGING = {
     },
 }
 
+# The REST API of the console (operator_panel/api.py). Token first: a request without
+# credentials gets 401 with `WWW-Authenticate: Token`, not a bare 403.
 REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every error of the API has one shape: {"error": code, "detail": text}.
+    "EXCEPTION_HANDLER": "operator_panel.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Centralino API",
+    "VERSION": "1",
+    "DESCRIPTION": (
+        "Control the operator console's calls from another program (a CRM: click-to-dial, "
+        "transfer). Only a company's operators and administrators may use it, on their "
+        "company's calls; commands act through the user's own extension.\n\n"
+        "Authenticate with the session of the web console, or with a token: "
+        "`Authorization: Token <key>` (an administrator creates it in the admin, Auth Token, "
+        "or with `manage.py drf_create_token <username>`).\n\n"
+        'Every error answers `{"error": code, "detail": text}`: `code` for programs, '
+        "`detail` for people."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1/",  # tags and operation ids: calls, parking, ...
+    # The docs pages load Swagger UI and Redoc from drf-spectacular-sidecar, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No validator badge: it would send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 # One login for every face; the landing view sends each user where their role works.
 LOGIN_URL = "login"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from operator_panel import accounts, views
+from operator_panel import accounts, console, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +13,9 @@ urlpatterns = [
     path("login/", accounts.login, name="login"),
     path("logout/", accounts.logout, name="logout"),
     path("start/", accounts.landing, name="landing"),
+    path("console/", console.board, name="console"),
+    path("console/counters/", console.counters, name="console-counters"),
+    path("api/", include("operator_panel.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
