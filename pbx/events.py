@@ -72,7 +72,6 @@ class _Stream:
     seq: int = 0
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
-    held_legs: dict[str, set[int]] = field(default_factory=dict)  # call id -> legs holding
     registered: dict[str, set[str]] = field(default_factory=dict)  # extension -> its devices
 
 
@@ -84,6 +83,7 @@ class ConsoleFeed:
         self.wall = wall  # the console shows clock times (waiting since...), not loop time
         self._streams: dict[int, _Stream] = {}
         self._company_of_call: dict[str, int] = {}
+        self._holding: dict[int, str] = {}  # leg id -> the call in which it holds
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, CallChanged):
@@ -120,20 +120,27 @@ class ConsoleFeed:
             )
 
     def _leg(self, event: LegChanged) -> None:
-        """A leg of a known call held or resumed (or ended holding): the call's `held`."""
-        company_id = self._company_of_call.get(event.call_id)
+        """A leg held or resumed, ended, or left its call (a transfer, a park): the `held`
+        of the calls concerned."""
+        before = self._holding.get(event.leg_id)
+        holding = event.held and event.state is not LegState.ENDED and bool(event.call_id)
+        if holding:
+            self._holding[event.leg_id] = event.call_id
+        else:
+            self._holding.pop(event.leg_id, None)
+        for call_id in {before, event.call_id if holding else None}:
+            if call_id is not None:
+                self._refresh_held(call_id)
+
+    def _refresh_held(self, call_id: str) -> None:
+        company_id = self._company_of_call.get(call_id)
         if company_id is None:
             return
         stream = self._stream(company_id)
-        call = stream.calls.get(event.call_id)
+        call = stream.calls.get(call_id)
         if call is None:
             return
-        holding = stream.held_legs.setdefault(event.call_id, set())
-        if event.held and event.state is not LegState.ENDED:
-            holding.add(event.leg_id)
-        else:
-            holding.discard(event.leg_id)
-        held = bool(holding)
+        held = call_id in self._holding.values()
         if held == call["held"]:
             return
         call["held"] = held
@@ -144,7 +151,6 @@ class ConsoleFeed:
         stream = self._stream(event.company_id)
         if event.state is CallState.ENDED:
             self._company_of_call.pop(event.call_id, None)
-            stream.held_legs.pop(event.call_id, None)
             if stream.calls.pop(event.call_id, None) is None:
                 return  # a call the console never saw (ended as it began)
             disposition = event.disposition.value if event.disposition else "failed"
@@ -157,7 +163,7 @@ class ConsoleFeed:
         now = self.wall()
         known = stream.calls.get(event.call_id)
         self._company_of_call[event.call_id] = event.company_id
-        held = bool(stream.held_legs.get(event.call_id))
+        held = event.call_id in self._holding.values()
         call = {
             "id": event.call_id,
             "state": event.state.value,

@@ -179,6 +179,10 @@ class Call:
             )
         )
 
+    def changed(self, reason: str) -> None:
+        """Say that something shown of the call changed in place (its operator left it)."""
+        self._emit(self.state, None, reason)
+
     @property
     def talking(self) -> bool:
         """Answered, parked, or answered and now waiting for a transfer of one party."""

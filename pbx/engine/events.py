@@ -36,7 +36,8 @@ class ExtensionState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class CallChanged:
-    """A call moved from `previous` (None: it was just created) to `state`."""
+    """A call moved from `previous` (None: it was just created) to `state`; the same state
+    when something shown of it changed in place (the operator left it after a transfer)."""
 
     call_id: str
     previous: CallState | None

@@ -205,6 +205,8 @@ class OperatorDesk:
         self.operations.join(call, leg, consulting)
         self.calls.hangup_leg(leg, "transferred")
         self.calls.hangup_leg(consulting, "transferred")
+        call.operator = ""  # the operator is out of it: it leaves the console's areas
+        call.changed("transferred by the operator")
         return call
 
     # --- parking -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.engine_fixture import Pbx, start_pbx
 from tests.integration.peers.baresip import Baresip
 from tests.integration.peers.linphone import Linphone
+from tests.integration.processes import postgres_url, redis_url, spawn  # noqa: F401 - fixtures
 
 EXTENSIONS = ("201", "202", "203", "204")
 

@@ -281,6 +281,8 @@ async def test_attended_transfer_consults_then_joins_the_caller_with_the_target(
     await pbx.settle()
     assert bridged(pbx.media(carol), pbx.media(dave))
     assert op.got.count("BYE") == 2  # both of the operator's legs
+    assert pbx.call(call_id).operator == ""  # out of the operator's areas
+    assert pbx.call_states(call_id)[-1] is CallState.ANSWERED
 
 
 async def test_blind_transfer_sends_the_caller_on_and_frees_the_operator() -> None:
@@ -342,5 +344,6 @@ async def test_the_console_feed_shows_queue_hold_and_parking_as_a_fresh_snapshot
     assert built == fresh
     parked = fresh["calls"][first]
     assert (parked["state"], parked["park_slot"], parked["operator"]) == ("parked", 4, "")
+    assert not parked["held"]  # the operator who held it has left the call
     assert fresh["calls"][second]["operator"] == "200"
     assert fresh["extensions"]["200"] == "talking"

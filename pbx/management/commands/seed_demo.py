@@ -23,7 +23,9 @@ class Command(BaseCommand):
         web = f"http://{settings.CENTRALINO_BIND}:{settings.CENTRALINO_HTTP_PORT}"
         sip = f"{settings.CENTRALINO_BIND}:{settings.CENTRALINO_SIP_PORT}"
         self.stdout.write("")
-        self.stdout.write(f"Web logins ({web}/admin/):")
+        self.stdout.write(
+            f"Web logins ({web}/login/: the operator lands on the console, {web}/console/):"
+        )
         for username, role, password in result.logins:
             self.stdout.write(f"  {username:<8} {password:<24} {role}")
         self.stdout.write("")
@@ -33,4 +35,10 @@ class Command(BaseCommand):
         for number, name, username, secret in result.phones:
             self.stdout.write(f"  {number:<5} {name:<16} user {username:<6} secret {secret}")
         self.stdout.write(f"(kept in {demo.credentials_path()})")
+        self.stdout.write("")
+        self.stdout.write(
+            f"Try the console: register a phone as {demo.OPERATOR_EXTENSION} (the operator's, set"
+            f" to answer automatically), log in as alice, and call {demo.OPERATOR_NUMBER} from"
+            " another phone."
+        )
         self.stdout.write("")
