@@ -16,12 +16,15 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from pbx import control
-from pbx.models import Company, Did, DidTarget, Extension
+from pbx.models import Company, Did, DidTarget, Extension, Membership
 from stats.models import CallRecord, Disposition
 
 
@@ -42,6 +45,8 @@ def board(request: HttpRequest) -> HttpResponse:
         .order_by("number")[: settings.CENTRALINO_CONSOLE_MONITORED]
     )
     mine = next((e for e in extensions if e.number == actor.extension), None)
+    membership = Membership.objects.get(user=request.user)
+    unmonitored = set(membership.unmonitored.values_list("number", flat=True))
     config = {
         "extension": actor.extension,
         "can_command": bool(actor.extension),
@@ -54,10 +59,13 @@ def board(request: HttpRequest) -> HttpResponse:
                 "name": e.display_name,
                 "dnd": e.do_not_disturb,
                 "site": e.site.name if e.site else "",
+                "monitored": e.number not in unmonitored,
             }
             for e in extensions
         ],
         "labels": labels(),
+        "csrf_token": get_token(request),
+        "monitoring_url": reverse("console-monitoring", args=["NUMBER"]),
     }
     return render(
         request,
@@ -94,6 +102,22 @@ def counters(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
+@require_POST
+def monitoring(request: HttpRequest, number: str) -> HttpResponse:
+    """Switch the live presence of one extension off or on in this operator's console (B8)."""
+    actor = _console_actor(request)
+    extension = get_object_or_404(Extension, company_id=actor.company_id, number=number)
+    membership = Membership.objects.get(user=request.user)
+    if request.POST.get("monitored") == "off":
+        membership.unmonitored.add(extension)
+    elif request.POST.get("monitored") == "on":
+        membership.unmonitored.remove(extension)
+    else:
+        return HttpResponseBadRequest(_("Say monitored=on or monitored=off."))
+    return HttpResponse(status=204)
+
+
 def labels() -> dict[str, Any]:
     """The words the live board shows, in the user's language."""
     return {
@@ -115,6 +139,7 @@ def labels() -> dict[str, Any]:
             "dnd": _("Do not disturb"),
             "unregistered": _("No phone registered"),
             "failed": _("PBX unreachable"),
+            "disabled": _("Monitoring off"),
         },
         "actions": {
             "answer": _("Answer"),
@@ -130,6 +155,8 @@ def labels() -> dict[str, Any]:
             "park": _("Park"),
             "retrieve": _("Retrieve"),
             "call": _("Call"),
+            "monitor_off": _("Switch monitoring off"),
+            "monitor_on": _("Switch monitoring on"),
         },
         "errors": {
             "not_allowed": _("You may not do this."),

@@ -15,6 +15,7 @@ urlpatterns = [
     path("start/", accounts.landing, name="landing"),
     path("console/", console.board, name="console"),
     path("console/counters/", console.counters, name="console-counters"),
+    path("console/monitoring/<str:number>/", console.monitoring, name="console-monitoring"),
     path("api/", include("operator_panel.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

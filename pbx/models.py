@@ -170,6 +170,11 @@ class Membership(models.Model):
         related_name="members",
         verbose_name=_("extension"),
     )
+    # The console's "Locale" tab shows every extension live but these (SPEC B8): each
+    # operator switches monitoring off for their own view.
+    unmonitored = models.ManyToManyField(
+        Extension, blank=True, related_name="+", verbose_name=_("extensions not monitored")
+    )
 
     class Meta:
         verbose_name = _("member")

@@ -336,6 +336,7 @@ function renderSlots() {
 }
 
 function presenceOf(extension) {
+  if (!extension.monitored) return "disabled";
   if (!connected || !view) return "failed";
   const state = view.extensions[extension.number];
   if (state) return state;
@@ -427,9 +428,13 @@ function toast(text) {
 document.addEventListener("click", (event) => {
   const menuItem = event.target.closest("#context-menu [data-action]");
   if (menuItem) {
+    const { action, number } = menuItem.dataset;
     const call = view && view.calls[menuItem.dataset.call];
     closeMenu();
-    if (call) run(menuItem.dataset.action, call);
+    if (number) {
+      if (action === "call") act("dial", { number });
+      else setMonitored(number, action === "monitor_on");
+    } else if (call) run(action, call);
     return;
   }
   closeMenu();
@@ -478,6 +483,12 @@ function select(callId) {
 }
 
 document.addEventListener("contextmenu", (event) => {
+  const extension = event.target.closest(".extension-button");
+  if (extension) {
+    event.preventDefault();
+    openExtensionMenu(extension.dataset.number, event.clientX, event.clientY);
+    return;
+  }
   const row = event.target.closest(".call");
   if (!row) return;
   event.preventDefault();
@@ -506,6 +517,41 @@ function openMenu(call, x, y) {
   menu.style.top = `${y}px`;
   menu.hidden = false;
   menu.firstElementChild.focus();
+}
+
+function openExtensionMenu(number, x, y) {
+  const extension = config.extensions.find((e) => e.number === number);
+  if (!extension) return;
+  const actions = [...(config.can_command ? ["call"] : []), extension.monitored ? "monitor_off" : "monitor_on"];
+  const menu = $("#context-menu");
+  menu.replaceChildren(
+    ...actions.map((action) => {
+      const item = document.createElement("li");
+      item.setAttribute("role", "menuitem");
+      item.tabIndex = -1;
+      item.dataset.action = action;
+      item.dataset.number = number;
+      item.textContent = T.actions[action];
+      return item;
+    }),
+  );
+  menu.setAttribute("aria-label", `${extension.name} ${number}`);
+  menu.style.left = `${x}px`;
+  menu.style.top = `${y}px`;
+  menu.hidden = false;
+  menu.firstElementChild.focus();
+}
+
+async function setMonitored(number, monitored) {
+  const response = await fetch(config.monitoring_url.replace("NUMBER", encodeURIComponent(number)), {
+    method: "POST",
+    headers: { "X-CSRFToken": config.csrf_token, "Content-Type": "application/x-www-form-urlencoded" },
+    body: `monitored=${monitored ? "on" : "off"}`,
+    credentials: "same-origin",
+  });
+  if (!response.ok) return toast(T.errors.unknown);
+  config.extensions.find((e) => e.number === number).monitored = monitored;
+  renderExtensions();
 }
 
 function closeMenu() {
@@ -631,7 +677,7 @@ function keyAction(event, inField, key, code) {
   if (code === "NumpadDivide" || (key === "F8" && shift)) return swap();
   if (code === "NumpadAdd" || (key === "F4" && !shift)) return release();
   if (code === "NumpadSubtract" || (key === "F8" && !shift)) return cancel();
-  if ((key === "F10" && shift) || key === "ContextMenu") return menuForSelected();
+  if ((key === "F10" && shift) || key === "ContextMenu") return menuForFocused();
   if (inField) return false;
   if (key === "Enter" || key === " ") return answerOrPutThrough(false);
   if (key === "?") return $("#help").showModal() || true;
@@ -708,7 +754,13 @@ function cancel() {
   return true;
 }
 
-function menuForSelected() {
+function menuForFocused() {
+  const extension = document.activeElement && document.activeElement.closest(".extension-button");
+  if (extension) {
+    const box = extension.getBoundingClientRect();
+    openExtensionMenu(extension.dataset.number, box.left + 20, box.bottom);
+    return true;
+  }
   const row = selectedId && document.querySelector(`.call[data-id="${selectedId}"]`);
   if (!row) return false;
   const box = row.getBoundingClientRect();

@@ -123,6 +123,14 @@ def test_a_blind_transfer_by_dragging_the_call_onto_a_colleague(
     anna = phone("204", ANNA_TONE)
     page = open_console()
     expect(extension(page, "204")).to_have_class(re.compile("presence-idle"))
+    # Monitoring of one colleague switched off by menu: it stays off after a reload (SPEC B8).
+    extension(page, "205").get_by_role("button").click(button="right")
+    page.get_by_role("menuitem", name="Switch monitoring off").click()
+    expect(extension(page, "205")).to_have_class(re.compile("presence-disabled"))
+    page.reload()
+    expect(extension(page, "205").get_by_role("button")).to_have_accessible_name(
+        re.compile("Monitoring off")
+    )
     call_operator(console_server, mario)
     incoming(page, "Mario Rossi").get_by_role("button", name="Answer").click()
     operator.wait_hearing(MARIO_TONE)

@@ -108,3 +108,31 @@ def test_the_counters_count_todays_queue_calls_and_the_operators_own(
     html = logged_in(alice).get("/console/counters/").content.decode()
     numbers = [part.split("</strong>")[0] for part in html.split("<strong>")[1:]]
     assert numbers == ["1", "2", "1"]  # missed, incoming (ended), outgoing
+
+
+def test_an_operator_switches_monitoring_off_for_herself_only(
+    alice: User, carol: User, desk: Extension
+) -> None:
+    client = logged_in(alice)
+    assert client.post("/console/monitoring/201/", {"monitored": "off"}).status_code == 204
+    monitored = {
+        e["number"]: e["monitored"] for e in page_config(client.get("/console/"))["extensions"]
+    }
+    assert monitored == {"200": True, "201": False, "202": True}
+    others = page_config(logged_in(carol).get("/console/"))["extensions"]
+    assert all(e["monitored"] for e in others)  # carol's own view is unchanged
+    assert client.post("/console/monitoring/201/", {"monitored": "on"}).status_code == 204
+    assert all(e["monitored"] for e in page_config(client.get("/console/"))["extensions"])
+
+
+def test_monitoring_refuses_bad_requests_and_other_roles(
+    alice: User, bob: User, company: Company, desk: Extension
+) -> None:
+    client = logged_in(alice)
+    assert client.post("/console/monitoring/201/", {"monitored": "maybe"}).status_code == 400
+    assert client.post("/console/monitoring/299/", {"monitored": "off"}).status_code == 404
+    assert client.get("/console/monitoring/201/").status_code == 405
+    other = Company.objects.create(name="Other S.r.l.")
+    Extension.objects.create(company=other, number="301", display_name="Elsewhere")
+    assert client.post("/console/monitoring/301/", {"monitored": "off"}).status_code == 404
+    assert logged_in(bob).post("/console/monitoring/201/", {"monitored": "off"}).status_code == 403
