@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -15,9 +16,10 @@ from django.test import Client
 
 from operator_panel.asgi import application
 from pbx import worker
+from pbx.engine.call import CallState, Disposition
 from pbx.engine.commands import Action, Console, Done
 from pbx.engine.operations import OperationError
-from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed
+from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed, apply
 from pbx.models import Company, Extension, Membership, Role
 from tests.unit.fakes.events import call_created
 
@@ -255,4 +257,37 @@ async def test_a_console_that_saw_a_gap_gets_a_new_snapshot(
     socket = await _connected(alice)
     await socket.send_json_to({"type": "resync"})
     assert (await socket.receive_json_from())["type"] == "snapshot"
+    await socket.disconnect()
+
+
+async def test_snapshot_plus_a_burst_of_messages_equals_a_fresh_snapshot(
+    alice: User, company: Company, feed: ConsoleFeed
+) -> None:
+    """Forty calls of two companies come, move and end while the console listens."""
+    other = await Company.objects.acreate(name="Other S.r.l.")
+    socket = await _socket(alice)
+    assert (await socket.connect())[0]
+    built = await socket.receive_json_from()
+    built.pop("type")
+    for n in range(40):
+        company_id = company.id if n % 3 else other.id
+        created = call_created(company_id, call_id=f"{n:02x}")
+        feed.on_event(created)
+        if n % 2:
+            feed.on_event(replace(created, previous=CallState.ROUTING, state=CallState.QUEUED))
+        if n % 5 == 0:
+            feed.on_event(
+                replace(
+                    created,
+                    previous=CallState.ROUTING,
+                    state=CallState.ENDED,
+                    disposition=Disposition.CANCELLED,
+                )
+            )
+    expected = feed.snapshot(company.id)
+    while built["seq"] < expected["seq"]:
+        built = apply(built, await socket.receive_json_from())
+    assert built == expected
+    assert len(built["calls"]) == len([n for n in range(40) if n % 3 and n % 5])
+    assert await socket.receive_nothing(timeout=0.2)  # nothing of the other company
     await socket.disconnect()
