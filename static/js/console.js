@@ -498,44 +498,30 @@ document.addEventListener("contextmenu", (event) => {
 
 function openMenu(call, x, y) {
   if (!call) return;
-  const menu = $("#context-menu");
   const actions = actionsOf(call);
-  if (!actions.length) return;
-  menu.replaceChildren(
-    ...actions.map((action) => {
-      const item = document.createElement("li");
-      item.setAttribute("role", "menuitem");
-      item.tabIndex = -1;
-      item.dataset.action = action;
-      item.dataset.call = call.id;
-      item.textContent = T.actions[action];
-      return item;
-    }),
-  );
-  menu.setAttribute("aria-label", who(call));
-  menu.style.left = `${x}px`;
-  menu.style.top = `${y}px`;
-  menu.hidden = false;
-  menu.firstElementChild.focus();
+  if (actions.length) showMenu(actions, { call: call.id }, who(call), x, y);
 }
 
 function openExtensionMenu(number, x, y) {
   const extension = config.extensions.find((e) => e.number === number);
   if (!extension) return;
   const actions = [...(config.can_command ? ["call"] : []), extension.monitored ? "monitor_off" : "monitor_on"];
+  showMenu(actions, { number }, `${extension.name} ${number}`, x, y);
+}
+
+function showMenu(actions, data, label, x, y) {
   const menu = $("#context-menu");
   menu.replaceChildren(
     ...actions.map((action) => {
       const item = document.createElement("li");
       item.setAttribute("role", "menuitem");
       item.tabIndex = -1;
-      item.dataset.action = action;
-      item.dataset.number = number;
+      Object.assign(item.dataset, { action, ...data });
       item.textContent = T.actions[action];
       return item;
     }),
   );
-  menu.setAttribute("aria-label", `${extension.name} ${number}`);
+  menu.setAttribute("aria-label", label);
   menu.style.left = `${x}px`;
   menu.style.top = `${y}px`;
   menu.hidden = false;

@@ -42,6 +42,13 @@ def call_operator(server: ConsoleServer, caller: Baresip) -> None:
     caller.dial(f"sip:{OPERATOR_NUMBER}@{server.registrar}")
 
 
+def hear_each_other(one: Baresip, one_tone: float, other: Baresip, other_tone: float) -> None:
+    """From now on, each phone hears the other's tone."""
+    one_from, other_from = one.received_audio().size, other.received_audio().size
+    one.wait_hearing(other_tone, since=one_from)
+    other.wait_hearing(one_tone, since=other_from)
+
+
 def hears_music(phone: Baresip, not_tone: float) -> None:
     """The last 1.5 s it heard are loud and not the tone it heard before: music on hold."""
     since = phone.received_audio().size
@@ -75,15 +82,13 @@ def test_two_callers_queue_the_operator_answers_switches_parks_and_retrieves(
     # Answer Mario with a click: the operator's phone answers by itself and the audio flows.
     incoming(page, "Mario Rossi").get_by_role("button", name="Answer").click()
     expect(incoming(page, "Mario Rossi")).to_contain_text("In conversation")
-    operator.wait_hearing(MARIO_TONE)
-    mario.wait_hearing(OPERATOR_TONE)
+    hear_each_other(operator, OPERATOR_TONE, mario, MARIO_TONE)
     expect(page.locator("#status-call")).to_contain_text("In conversation with Mario Rossi")
 
     # Answer Luca: Mario is held with music, and his timer turns red after the alert time.
     incoming(page, "Luca Verdi").get_by_role("button", name="Answer").click()
     expect(incoming(page, "Mario Rossi")).to_contain_text("On hold")
-    operator.wait_hearing(LUCA_TONE)
-    luca.wait_hearing(OPERATOR_TONE)
+    hear_each_other(operator, OPERATOR_TONE, luca, LUCA_TONE)
     hears_music(mario, OPERATOR_TONE)
     expect(incoming(page, "Mario Rossi").locator("time.timer.alert")).to_be_visible(timeout=10000)
 
@@ -101,8 +106,7 @@ def test_two_callers_queue_the_operator_answers_switches_parks_and_retrieves(
     slot.drag_to(page.locator("#outgoing"))
     expect(outgoing(page, "Luca Verdi")).to_contain_text("In conversation")
     expect(slot).to_have_accessible_name(re.compile("empty"))
-    operator.wait_hearing(LUCA_TONE)
-    luca.wait_hearing(OPERATOR_TONE, since=luca.received_audio().size)
+    hear_each_other(operator, OPERATOR_TONE, luca, LUCA_TONE)
 
     # Presence: the callers' extensions show busy while they talk to the operator.
     expect(extension(page, "201")).to_have_class(re.compile("presence-(talking|held)"))
@@ -139,8 +143,7 @@ def test_a_blind_transfer_by_dragging_the_call_onto_a_colleague(
     expect(extension(page, "204")).to_have_class(re.compile("presence-ringing"))
     anna.wait_incoming()
     anna.answer()
-    anna.wait_hearing(MARIO_TONE)
-    mario.wait_hearing(ANNA_TONE, since=mario.received_audio().size)
+    hear_each_other(mario, MARIO_TONE, anna, ANNA_TONE)
     operator.wait_closed()  # the operator's phone is free again
     expect(extension(page, "204")).to_have_class(re.compile("presence-talking"))
     expect(page.locator("#incoming-calls .call")).to_have_count(0)
@@ -169,8 +172,7 @@ def test_a_whole_announced_transfer_by_keyboard_alone(
     hears_music(mario, OPERATOR_TONE)
     operator.wait_hearing(ANNA_TONE)  # the operator announces the call to Anna
     page.keyboard.press("F4")  # release: Mario and Anna talk
-    anna.wait_hearing(MARIO_TONE, since=anna.received_audio().size)
-    mario.wait_hearing(ANNA_TONE, since=mario.received_audio().size)
+    hear_each_other(mario, MARIO_TONE, anna, ANNA_TONE)
     expect(page.locator("#incoming-calls .call")).to_have_count(0)
     expect(page.locator("#outgoing-calls .call")).to_have_count(0)
     mario.hangup()
