@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from django.db import close_old_connections
 
 from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, TrunkInfo
-from pbx.models import Company, ConfigStamp, Device, Did, DidTarget, Extension, Trunk
+from pbx.models import (
+    Company,
+    ConfigStamp,
+    Device,
+    Did,
+    DidTarget,
+    Extension,
+    Membership,
+    Role,
+    Trunk,
+)
 
 
 @dataclass
@@ -24,6 +34,7 @@ class Snapshot:
     dids: dict[str, DidRoute] = field(default_factory=dict)
     trunks: list[TrunkInfo] = field(default_factory=list)
     operator_numbers: dict[int, str] = field(default_factory=dict)
+    operators: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
 def load_snapshot(version: int) -> Snapshot:
@@ -76,6 +87,12 @@ def load_snapshot(version: int) -> Snapshot:
     for company_id, number in Company.objects.values_list("id", "operator_number"):
         if number:
             snap.operator_numbers[company_id] = number
+    operators: dict[int, set[str]] = {}
+    for company_id, number in Membership.objects.filter(
+        role=Role.OPERATOR, extension__isnull=False
+    ).values_list("company_id", "extension__number"):
+        operators.setdefault(company_id, set()).add(number)
+    snap.operators = {company_id: frozenset(numbers) for company_id, numbers in operators.items()}
     for did in Did.objects.select_related("trunk", "extension").filter(trunk__enabled=True):
         if did.target_kind == DidTarget.OPERATOR:
             operator = snap.operator_numbers.get(did.trunk.company_id)
@@ -135,6 +152,9 @@ class OrmDirectory:
 
     async def operator_number(self, company_id: int) -> str:
         return (await self._latest()).operator_numbers.get(company_id, "")
+
+    async def operator_extensions(self, company_id: int) -> frozenset[str]:
+        return (await self._latest()).operators.get(company_id, frozenset())
 
     async def _latest(self) -> Snapshot:
         # Every call set-up starts with device() or did(), which read the stamp; the extension

@@ -7,9 +7,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from pbx.models import Company, ConfigStamp, Device, Did, Extension, Site, Trunk
+from pbx.models import Company, ConfigStamp, Device, Did, Extension, Membership, Site, Trunk
 
-WATCHED = (Company, Site, Extension, Device, Trunk, Did)
+# Memberships too: the engine knows which extensions are operators' (they pick up the queue).
+WATCHED = (Company, Site, Extension, Device, Trunk, Did, Membership)
 
 
 def _changed(sender: type, **kwargs: Any) -> None:

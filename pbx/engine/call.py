@@ -41,7 +41,8 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
         {CallState.RINGING, CallState.QUEUED, CallState.ANSWERED, CallState.ENDED}
     ),
     # An operator takes a queued call (their phone is rung), or it ends waiting.
-    CallState.QUEUED: frozenset({CallState.ROUTING, CallState.ENDED}),
+    # ...or an operator's phone picks it up by dialling the operator number.
+    CallState.QUEUED: frozenset({CallState.ROUTING, CallState.ANSWERED, CallState.ENDED}),
     # Ringing an operator's phone that does not answer puts the call back where it waited.
     CallState.RINGING: frozenset(
         {

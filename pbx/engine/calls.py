@@ -230,7 +230,10 @@ class CallManager:
                 return
             call.route = route
             if route.operator:
-                self._queue(call)
+                if route.pickup:
+                    self._pick_up(call)
+                else:
+                    self._queue(call)
                 return
             result = await self._ring(call, route)
             if result is None:
@@ -258,6 +261,26 @@ class CallManager:
         if call.a.unanswered:
             call.a.respond(180)  # the caller hears ringing while it waits
         call.move(CallState.QUEUED)
+
+    def _pick_up(self, call: Call) -> None:
+        """An operator's phone dialled the operator number: it answers the call that has
+        waited longest in its company's queue (answering on the phone, not the console)."""
+        waiting = [
+            c
+            for c in self.calls.values()
+            if c.state is CallState.QUEUED and c.caller.company_id == call.caller.company_id
+        ]
+        if not waiting:
+            self._end_unanswered(call, Status.UNAVAILABLE, "no call waiting for the operator")
+            return
+        queued, phone = waiting[0], call.a
+        self.pending_invites.pop(phone.server_key, None)
+        phone.respond(200, body=local_sdp(self.advertise, phone), headers=_session_headers(phone))
+        self.dialogs.add(phone)
+        self._close(call, Disposition.ANSWERED, "picked up a queued call", keep=phone)
+        phone.belong_to(queued.id)
+        queued.operator = call.caller.number
+        self._answered(queued, phone)
 
     async def connect(
         self, call: Call, route: Route, back: CallState, restore: Callable[[], None]

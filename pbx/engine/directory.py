@@ -80,6 +80,10 @@ class Directory(Protocol):
         """The short number of the company's operator queue ("" when it has none)."""
         ...
 
+    async def operator_extensions(self, company_id: int) -> frozenset[str]:
+        """The extensions of the company's operators: their phones pick up the queue."""
+        ...
+
 
 @dataclass
 class MemoryDirectory:
@@ -90,6 +94,7 @@ class MemoryDirectory:
     dids: dict[str, DidRoute] = field(default_factory=dict)
     trunk_list: list[TrunkInfo] = field(default_factory=list)
     operator_numbers: dict[int, str] = field(default_factory=dict)
+    operators: dict[int, frozenset[str]] = field(default_factory=dict)
 
     async def device(self, username: str) -> DeviceInfo | None:
         return self.devices.get(username)
@@ -108,3 +113,6 @@ class MemoryDirectory:
 
     async def operator_number(self, company_id: int) -> str:
         return self.operator_numbers.get(company_id, "")
+
+    async def operator_extensions(self, company_id: int) -> frozenset[str]:
+        return self.operators.get(company_id, frozenset())

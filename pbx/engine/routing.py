@@ -41,6 +41,7 @@ class Route:
     trunk: TrunkInfo | None = None
     extension_key: tuple[int, str] | None = None
     operator: bool = False  # the company's operator number: the call waits in the queue
+    pickup: bool = False  # ...unless an operator's phone dials it: it takes the oldest call
     auto_answer: bool = False  # ask the phone to answer by itself (the operator's, by 3PCC)
 
 
@@ -76,7 +77,9 @@ class Router:
             if len(outside) >= 2:
                 return Route(number=outside, trunk=trunk, timeout=self.trunk_timeout)
         if dialled == await self.directory.operator_number(caller.company_id):
-            return Route(number=dialled, operator=True)
+            operators = await self.directory.operator_extensions(caller.company_id)
+            pickup = bool(caller.device) and caller.number in operators
+            return Route(number=dialled, operator=True, pickup=pickup)
         ext = await self.directory.extension(caller.company_id, dialled)
         if ext is None:
             return Unavailable("no such number", 404)

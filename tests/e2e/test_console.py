@@ -209,3 +209,25 @@ def test_two_operators_answering_at_once_one_gets_the_call_the_other_is_told(
     loser = olga if page is alice else alice
     expect(incoming(loser, "Mario Rossi")).to_have_count(0)  # gone from the other's queue
     mario.hangup()
+
+
+def test_the_operator_answers_on_the_phone_itself_and_the_console_follows(
+    console_server: ConsoleServer,
+    open_console: Callable[..., Any],
+    phone: Callable[..., Baresip],
+) -> None:
+    operator = phone("200", OPERATOR_TONE)
+    mario = phone("201", MARIO_TONE)
+    page = open_console()
+    call_operator(console_server, mario)
+    expect(incoming(page, "Mario Rossi")).to_contain_text("Waiting for answer")
+
+    call_operator(console_server, operator)  # the operator's phone dials 9: it takes the call
+    operator.wait_established()
+    hear_each_other(operator, OPERATOR_TONE, mario, MARIO_TONE)
+    expect(incoming(page, "Mario Rossi")).to_contain_text("In conversation")
+    incoming(page, "Mario Rossi").get_by_role("button", name="Hold").click()
+    expect(incoming(page, "Mario Rossi")).to_contain_text("On hold")
+    hears_music(mario, OPERATOR_TONE)
+    mario.hangup()
+    expect(page.locator("#incoming-calls .call")).to_have_count(0)

@@ -38,3 +38,31 @@ def test_a_user_belongs_to_one_company_only(alice: User) -> None:
     other = Company.objects.create(name="Other S.r.l.")
     with pytest.raises(IntegrityError), transaction.atomic():
         Membership.objects.create(user=alice, company=other, role=Role.OPERATOR)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_learns_the_operator_number_and_the_operators_phones(
+    alice: User, bob: User, company: Company
+) -> None:
+    """What routes calls to the queue, and whose phone picks it up, comes from here."""
+    import asyncio
+
+    from pbx.config import OrmDirectory
+
+    operator = Extension.objects.create(company=company, number="200", display_name="Op")
+    desk = Extension.objects.create(company=company, number="201", display_name="Bob")
+    Membership.objects.filter(user=alice).update(extension=operator)
+    bob.membership.extension = desk
+    bob.membership.save()  # a save moves the stamp: running engines reload
+    company.operator_number = "9"
+    company.save()
+
+    async def ask() -> tuple[str, frozenset[str]]:
+        directory = OrmDirectory()
+        await directory.refresh()
+        return (
+            await directory.operator_number(company.id),
+            await directory.operator_extensions(company.id),
+        )
+
+    assert asyncio.run(ask()) == ("9", frozenset({"200"}))  # bob is an end user, not one

@@ -30,6 +30,7 @@ SECOND = Operator(COMPANY, "205")
 def front_desk() -> tuple[Pbx, OperatorDesk]:
     pbx = office(extension("200", "Centralino", "op"), extension("205", "Reception 2", "op2"))
     pbx.directory.operator_numbers[COMPANY] = "9"
+    pbx.directory.operators[COMPANY] = frozenset({"200", "205"})
     desk = OperatorDesk(pbx.calls, pbx.operations, pbx.directory, pbx.registrar)
     return pbx, desk
 
@@ -116,6 +117,38 @@ async def test_an_operator_phone_that_refuses_puts_the_call_back_in_the_queue() 
         CallState.RINGING,
         CallState.QUEUED,
     ]
+
+
+async def test_the_operator_answers_on_the_phone_by_dialling_the_operator_number() -> None:
+    pbx, desk = front_desk()
+    carol, dave, op = pbx.phone("carol"), pbx.phone("dave"), pbx.phone("op")
+    first = await queued(pbx, carol)
+    await queued(pbx, dave)
+
+    pickup = await op.dial("9")
+    assert pickup.final.status == 200
+    await pickup.ack()
+    call = pbx.call(first)  # the call that waited longest
+    assert call.state is CallState.ANSWERED and call.operator == "200"
+    assert call.b is not None and call.b.extension == (COMPANY, "200")
+    assert bridged(pbx.media(carol), call.b.media)
+    assert [c.caller.number for c in desk.queue(COMPANY)] == ["204"]
+    assert pbx.ended(pickup.call_id).reason == "picked up a queued call"
+    desk.hold(first, OPERATOR)  # and the console drives it like any other
+    assert pbx.media(carol).hears_music
+
+
+async def test_an_operator_phone_dialling_the_empty_queue_hears_unavailable() -> None:
+    pbx, _ = front_desk()
+    pickup = await pbx.phone("op").dial("9")
+    assert pickup.final.status == 480
+
+
+async def test_a_colleague_dialling_the_operator_number_queues_not_picks_up() -> None:
+    pbx, desk = front_desk()
+    await queued(pbx, pbx.phone("carol"))
+    await queued(pbx, pbx.phone("dave"))
+    assert len(desk.queue(COMPANY)) == 2
 
 
 async def test_rejecting_a_queued_call_tells_the_caller_busy() -> None:
