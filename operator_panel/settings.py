@@ -221,6 +221,8 @@ CENTRALINO_DIGEST_ALGORITHMS = tuple(
 )
 # Seconds without RTP from a phone that is not on hold before its call is hung up (0: never).
 CENTRALINO_MEDIA_TIMEOUT = envfloat("CENTRALINO_MEDIA_TIMEOUT", "60")
+# Seconds a call waits in the operator queue before it goes where unanswered calls go.
+CENTRALINO_QUEUE_TIMEOUT = envfloat("CENTRALINO_QUEUE_TIMEOUT", "300")
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 
 LOGGING = {

@@ -31,6 +31,7 @@ def engine_config(**overrides: Any) -> EngineConfig:
         digest_algorithms=settings.CENTRALINO_DIGEST_ALGORITHMS,
         moh_path=settings.CENTRALINO_MOH,
         media_timeout=settings.CENTRALINO_MEDIA_TIMEOUT,
+        queue_timeout=settings.CENTRALINO_QUEUE_TIMEOUT,
     )
     values.update(overrides)
     return EngineConfig(**values)

@@ -74,6 +74,7 @@ class CallManager:
         trunks: TrunkAddresses,
         tasks: Tasks,
         dialogs: DialogIndex | None = None,
+        queue_timeout: float = 300,
     ) -> None:
         self.stack = stack
         self.clock = clock
@@ -84,6 +85,7 @@ class CallManager:
         self.trunks = trunks
         self.tasks = tasks
         self.dialogs = dialogs if dialogs is not None else DialogIndex()
+        self.queue_timeout = queue_timeout
         self.calls: dict[str, Call] = {}
         self.pending_invites: dict[Any, Leg] = {}  # server transaction key -> unanswered leg A
         self.leg_call: dict[int, Call] = {}  # leg id -> its call
@@ -261,6 +263,12 @@ class CallManager:
         if call.a.unanswered:
             call.a.respond(180)  # the caller hears ringing while it waits
         call.move(CallState.QUEUED)
+
+        def nobody_answered() -> None:
+            if call.state is CallState.QUEUED:
+                self.unavailable(call, "nobody answered in the operator queue")
+
+        self.clock.call_later(self.queue_timeout, nobody_answered)
 
     def _pick_up(self, call: Call) -> None:
         """An operator's phone dialled the operator number: it answers the call that has

@@ -62,6 +62,8 @@ class EngineConfig:
     freeze_gc: bool = True
     # Seconds without RTP from a phone (not on hold) before its call is hung up; 0: never.
     media_timeout: float = 60
+    # Seconds a call waits in the operator queue before it goes where unanswered calls go.
+    queue_timeout: float = 300
 
 
 class Engine:
@@ -117,6 +119,7 @@ class Engine:
             trunks=self.trunks,
             tasks=self.tasks,
             dialogs=self.dialogs,
+            queue_timeout=config.queue_timeout,
         )
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
         self.desk = OperatorDesk(self.calls, self.operations, directory, self.registrar)

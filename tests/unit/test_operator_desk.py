@@ -163,6 +163,17 @@ async def test_rejecting_a_queued_call_tells_the_caller_busy() -> None:
     assert raised.value.code == "no_such_call"
 
 
+async def test_a_call_nobody_answers_leaves_the_queue_after_the_queue_timeout() -> None:
+    pbx, desk = front_desk()
+    call = await pbx.phone("carol").dial("9")
+    await pbx.advance(pbx.calls.queue_timeout - 1)
+    assert desk.queue(COMPANY)
+    await pbx.advance(1)
+    assert desk.queue(COMPANY) == []
+    assert call.statuses[-1] == 480  # where voicemail will take it
+    assert pbx.ended(call.call_id).reason == "nobody answered in the operator queue"
+
+
 async def test_a_caller_who_hangs_up_in_the_queue_leaves_it() -> None:
     pbx, desk = front_desk()
     call = await pbx.phone("carol").dial("9")
