@@ -10,6 +10,7 @@ Every error answers `{"error": code, "detail": text}` with the status of `STATUS
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -24,9 +25,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from pbx import control
 from pbx.engine.call import CallState
-from pbx.engine.commands import Action
+from pbx.engine.commands import Action, Console
 from pbx.engine.events import ExtensionState
 from pbx.engine.operator import PARK_SLOTS
+from pbx.events import merged
 from pbx.models import Extension
 
 # The HTTP status of each refusal (pbx/control.py, the engine's OperationError codes). A code
@@ -73,6 +75,7 @@ class CallSerializer(serializers.Serializer):
     held_since = serializers.FloatField(allow_null=True)
     started_at = serializers.FloatField()
     state_since = serializers.FloatField()
+    node = serializers.CharField(help_text="the telephony node that has the call")
 
 
 class ParkingSlotSerializer(serializers.Serializer):
@@ -183,16 +186,43 @@ def _console_actor(request: Request) -> control.Actor:
     return actor
 
 
+def _view(actor: control.Actor) -> dict[str, Any]:
+    """What the consoles of the actor's company show now, node by node (pbx/events.py)."""
+    view: dict[str, Any] = async_to_sync(control.console_snapshot)(actor.company_id)
+    return view
+
+
 def _snapshot(actor: control.Actor) -> dict[str, Any]:
-    """What the consoles of the actor's company show now (pbx/events.py)."""
-    snapshot: dict[str, Any] = async_to_sync(control.console_snapshot)(actor.company_id)
-    return snapshot
+    """The same, every node's calls and extensions together."""
+    return merged(_view(actor))
 
 
 def _command(request: Request, body: dict[str, Any]) -> Response:
-    """Check the command `body` on behalf of the user, have the engine carry it out."""
-    console = control.parse(_console_actor(request), body)
+    """Check the command `body` on behalf of the user, have the engine carry it out on the
+    telephony node that has the call (several nodes: found in their snapshots)."""
+    actor = _console_actor(request)
+    console = control.parse(actor, body)
+    if len(control.nodes()) > 1 and not console.node:
+        console = replace(console, node=_node_for(actor, console))
     return Response(async_to_sync(control.command)(console))
+
+
+def _node_for(actor: control.Actor, console: Console) -> str:
+    snapshot = _snapshot(actor)
+    if console.call_id:
+        call = snapshot["calls"].get(console.call_id)
+        if call is None:
+            raise control.Refused("no_such_call", "the call has ended or never was")
+        return str(call["node"])
+    if console.action is Action.RETRIEVE:
+        for call in snapshot["calls"].values():
+            if call["state"] == CallState.PARKED.value and call["park_slot"] == console.slot:
+                return str(call["node"])
+        raise control.Refused("slot_empty", f"nothing is parked in slot {console.slot}")
+    for node, node_snapshot in _view(actor)["nodes"].items():
+        if actor.extension in node_snapshot["registered"]:
+            return str(node)  # dial from where the operator's phone is registered
+    return ""
 
 
 def _body(request: Request) -> dict[str, Any]:

@@ -182,6 +182,10 @@ CENTRALINO_RTP_PORTS = _port_range(os.getenv("CENTRALINO_RTP_PORTS", "20000-2099
 # "embedded": the engine runs inside the web process; "off": it runs elsewhere (telephony worker).
 CENTRALINO_ENGINE = os.getenv("CENTRALINO_ENGINE", "embedded" if not REDIS_URL else "off")
 CENTRALINO_NODE = os.getenv("CENTRALINO_NODE", "node1")
+# Every telephony node the web asks for the consoles' calls and sends their commands to.
+CENTRALINO_NODES = [
+    n.strip() for n in os.getenv("CENTRALINO_NODES", CENTRALINO_NODE).split(",") if n.strip()
+]
 # The operator console: how many extensions it shows live (SPEC B8), and after how long a
 # held or parked call turns red with an alert (SPEC B6).
 CENTRALINO_CONSOLE_MONITORED = int(os.getenv("CENTRALINO_CONSOLE_MONITORED", "50"))

@@ -23,6 +23,7 @@ from pbx import worker
 from pbx.engine.commands import Action, Console, Done
 from pbx.engine.operations import OperationError
 from pbx.engine.operator import OPERATOR_RING_SECONDS, PARK_SLOTS
+from pbx.events import View, view_of
 
 SNAPSHOT_TIMEOUT = 5.0
 # A command that rings the operator's phone waits for it to answer.
@@ -122,6 +123,11 @@ def parse(actor: Actor | None, body: Any) -> Console:
         fields["slot"] = int(slot)
         if not 1 <= fields["slot"] <= PARK_SLOTS:
             raise Refused("no_such_slot", f"parking slots are 1 to {PARK_SLOTS}")
+    node = body.get("node")
+    if node not in (None, ""):
+        if not isinstance(node, str) or node not in nodes():
+            raise Refused("bad_request", f"no telephony node {node!r}")
+        fields["node"] = node
     missing = [name for name in NEEDS[action] if name not in fields]
     if missing:
         raise Refused("bad_request", f"{action.value} needs {', '.join(missing)}")
@@ -152,8 +158,10 @@ async def command(console: Console) -> dict[str, Any]:
         raise Refused("engine_unavailable", "no telephony engine runs in this process")
     from pbx.tasks import console_command as task
 
+    node = console.node or nodes()[0]
+
     def ask_the_node() -> dict[str, Any]:
-        result = task.apply_async(args=(console.as_dict(),), queue=worker.telephony_queue())
+        result = task.apply_async(args=(console.as_dict(),), queue=worker.telephony_queue(node))
         answer: dict[str, Any] = result.get(timeout=COMMAND_TIMEOUT)
         return answer
 
@@ -174,37 +182,61 @@ def acknowledgement(done: Done) -> dict[str, Any]:
     return answer
 
 
-async def console_snapshot(company_id: int) -> dict[str, Any]:
-    """What the consoles of `company_id` show now (see pbx/events.py).
+def nodes() -> list[str]:
+    """The telephony nodes the web knows: the in-process engine's, or CENTRALINO_NODES."""
+    current = worker.attached()
+    if current is not None:
+        return [current.engine.console.node]
+    from django.conf import settings
+
+    return list(settings.CENTRALINO_NODES)
+
+
+async def console_snapshot(company_id: int) -> View:
+    """What the consoles of `company_id` show now: one snapshot per node (pbx/events.py).
+
+    A node that does not answer is left out and named in the view's "unreachable".
 
     Raises:
-        EngineUnavailable: no engine to ask, or it did not answer.
+        EngineUnavailable: no engine to ask, or none answered.
     """
     current = worker.attached()
     if current is not None:
         if current.loop is asyncio.get_running_loop():
-            snapshot: dict[str, Any] = current.engine.console.snapshot(company_id)
-            return snapshot
+            return view_of([current.engine.console.snapshot(company_id)])
 
         async def ask(engine: Any) -> dict[str, Any]:
             return engine.console.snapshot(company_id)
 
         try:
-            return await sync_to_async(worker.call_engine)(ask, SNAPSHOT_TIMEOUT)
+            return view_of([await sync_to_async(worker.call_engine)(ask, SNAPSHOT_TIMEOUT)])
         except Exception as error:
             raise EngineUnavailable(str(error) or type(error).__name__) from error
     from django.conf import settings
 
     if not settings.REDIS_URL:
         raise EngineUnavailable("no telephony engine runs in this process")
+    known = nodes()
+    answers = await asyncio.gather(
+        *(_node_snapshot(node, company_id) for node in known), return_exceptions=True
+    )
+    snapshots = [a for a in answers if isinstance(a, dict)]
+    if not snapshots:
+        raise EngineUnavailable("; ".join(str(a) or type(a).__name__ for a in answers))
+    view = view_of(snapshots)
+    view["unreachable"] = [
+        node for node, answer in zip(known, answers, strict=True) if not isinstance(answer, dict)
+    ]
+    return view
+
+
+async def _node_snapshot(node: str, company_id: int) -> dict[str, Any]:
+    """One node's snapshot, by a task on its queue."""
     from pbx.tasks import console_snapshot as task
 
     def ask_the_node() -> dict[str, Any]:
-        result = task.apply_async(args=(company_id,), queue=worker.telephony_queue())
+        result = task.apply_async(args=(company_id,), queue=worker.telephony_queue(node))
         answer: dict[str, Any] = result.get(timeout=SNAPSHOT_TIMEOUT)
         return answer
 
-    try:
-        return await sync_to_async(ask_the_node, thread_sensitive=False)()
-    except Exception as error:
-        raise EngineUnavailable(str(error) or type(error).__name__) from error
+    return await sync_to_async(ask_the_node, thread_sensitive=False)()

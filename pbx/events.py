@@ -20,6 +20,10 @@ the sequence (a message lost, a reconnect) raises `Gap`, and the console takes a
 Nothing the console shows is invented on the client: snapshot + messages always equal a fresh
 snapshot, which the tests check after bursts of calls.
 
+With several telephony nodes each has its own feed and stream: messages and snapshots name
+their `node`, and a console's view holds one snapshot per node (`view_of`, `apply_to_view`;
+`merged` puts them together for the REST API's lists).
+
 The engine subscribes one `ConsoleFeed`; the process that hosts the engine gives it a
 `ChannelPublisher`, which delivers each message to the company's group of the channel layer
 (`console_group`), where the consoles' sockets listen (operator_panel/consumers.py). Nothing
@@ -78,9 +82,15 @@ class _Stream:
 class ConsoleFeed:
     """Subscribe `on_event` to the engine's bus; `snapshot(company)` for a console that joins."""
 
-    def __init__(self, publish: Publish | None = None, wall: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        publish: Publish | None = None,
+        wall: Callable[[], float] = time.time,
+        node: str = "",
+    ) -> None:
         self.publish = publish
         self.wall = wall  # the console shows clock times (waiting since...), not loop time
+        self.node = node  # the telephony node whose calls these are: one stream per node
         self._streams: dict[int, _Stream] = {}
         self._company_of_call: dict[str, int] = {}
         self._holding: dict[int, str] = {}  # leg id -> the call in which it holds
@@ -181,6 +191,7 @@ class ConsoleFeed:
             "state_since": now
             if known is None or known["state"] != event.state.value
             else known["state_since"],
+            "node": self.node,
         }
         stream.calls[event.call_id] = call
         self._send(event.company_id, stream, {"type": "call.updated", "call": dict(call)})
@@ -206,13 +217,15 @@ class ConsoleFeed:
     def _send(self, company_id: int, stream: _Stream, body: Message) -> None:
         stream.seq += 1
         if self.publish is not None:
-            self.publish(company_id, {"v": SCHEMA_VERSION, "seq": stream.seq, **body})
+            message = {"v": SCHEMA_VERSION, "node": self.node, "seq": stream.seq, **body}
+            self.publish(company_id, message)
 
     def snapshot(self, company_id: int) -> Snapshot:
         """Everything a console of `company_id` shows now, and the sequence it is at."""
         stream = self._streams.get(company_id) or _Stream()
         return {
             "v": SCHEMA_VERSION,
+            "node": self.node,
             "seq": stream.seq,
             "calls": copy.deepcopy(stream.calls),
             "extensions": dict(stream.extensions),
@@ -256,6 +269,50 @@ def apply(snapshot: Snapshot, message: Message) -> Snapshot:
     else:
         raise ValueError(f"unknown message type {kind!r}")
     return result
+
+
+# --- several telephony nodes ---------------------------------------------------------------
+#
+# Each node's engine has its own feed and stream (its calls, its phones' extensions, its own
+# sequence). A console's view holds one snapshot per node; a message applies to its node's.
+
+View = dict[str, Any]  # {"v": 1, "nodes": {node: Snapshot}}
+
+# What an extension shows when its phones are busy on several nodes: as presence.py ranks it.
+_PRECEDENCE = ["idle", "dialling", "ringing", "talking", "held"]
+
+
+def view_of(snapshots: list[Snapshot]) -> View:
+    """The console's view of every node that answered."""
+    return {"v": SCHEMA_VERSION, "nodes": {s["node"]: s for s in snapshots}}
+
+
+def apply_to_view(view: View, message: Message) -> View:
+    """The view after `message`, applied to the snapshot of its node.
+
+    Raises:
+        Gap: a node the view has no snapshot of (it started since), or a gap in its stream.
+    """
+    node = message.get("node", "")
+    if node not in view["nodes"]:
+        raise Gap(f"a message of node {node!r}, which the view does not hold")
+    return {**view, "nodes": {**view["nodes"], node: apply(view["nodes"][node], message)}}
+
+
+def merged(view: View) -> Snapshot:
+    """The nodes' snapshots as one: every call, each extension's busiest state, every
+    registered extension (what the REST API lists)."""
+    calls: dict[str, dict[str, Any]] = {}
+    extensions: dict[str, str] = {}
+    registered: set[str] = set()
+    for snapshot in view["nodes"].values():
+        calls.update(snapshot["calls"])
+        registered.update(snapshot["registered"])
+        for number, state in snapshot["extensions"].items():
+            shown = extensions.get(number, ExtensionState.IDLE.value)
+            if _PRECEDENCE.index(state) > _PRECEDENCE.index(shown):
+                extensions[number] = state
+    return {"calls": calls, "extensions": extensions, "registered": sorted(registered)}
 
 
 class ChannelPublisher:

@@ -90,6 +90,7 @@ class Console:
     number: str = ""
     consult_call_id: str = ""
     slot: int | None = None
+    node: str = ""  # the telephony node that has the call (the web routes by it)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -100,6 +101,7 @@ class Console:
             "number": self.number,
             "consult_call_id": self.consult_call_id,
             "slot": self.slot,
+            "node": self.node,
         }
 
     @classmethod

@@ -102,7 +102,7 @@ class Engine:
         self.events.subscribe(RecordWriter(self.recorder).on_event)
         # What the operator consoles show (pbx/events.py): its `publish` is given by the web
         # side that delivers the messages; `console.snapshot(company)` for a console joining.
-        self.console = ConsoleFeed()
+        self.console = ConsoleFeed(node=config.node)
         self.events.subscribe(self.console.on_event)
         self.tasks = Tasks()
         self.clock = LoopClock()

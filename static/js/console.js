@@ -11,7 +11,7 @@ const T = config.labels;
 const me = config.extension;
 const $ = (selector, root = document) => root.querySelector(selector);
 
-let view = null; // {seq, calls, extensions, registered}: the PBX's state as last told
+let view = null; // {nodes: {node: {seq, calls, extensions, registered}}}: the PBX's state as last told
 let socket = null;
 let connected = false;
 let selectedId = null;
@@ -25,29 +25,31 @@ const pings = new Map(); // ping id -> time sent
 // --- the state, as pbx/events.py defines it ---------------------------------------------------
 
 function apply(message) {
-  if (!view || message.v !== 1) return resync();
-  if (message.seq <= view.seq) return; // already in the snapshot
-  if (message.seq !== view.seq + 1) return resync();
-  view.seq = message.seq;
+  // Each telephony node has its own stream: a message applies to its node's snapshot.
+  const stream = view && message.v === 1 ? view.nodes[message.node] : null;
+  if (!stream) return resync();
+  if (message.seq <= stream.seq) return; // already in the snapshot
+  if (message.seq !== stream.seq + 1) return resync();
+  stream.seq = message.seq;
   switch (message.type) {
     case "call.updated":
-      view.calls[message.call.id] = message.call;
+      stream.calls[message.call.id] = message.call;
       break;
     case "call.ended":
-      delete view.calls[message.call_id];
+      delete stream.calls[message.call_id];
       consultFor.delete(message.call_id);
       if (selectedId === message.call_id) selectedId = null;
       document.body.dispatchEvent(new Event("call-ended")); // the counters reload (htmx)
       break;
     case "extension.state":
-      if (message.state === "idle") delete view.extensions[message.number];
-      else view.extensions[message.number] = message.state;
+      if (message.state === "idle") delete stream.extensions[message.number];
+      else stream.extensions[message.number] = message.state;
       break;
     case "extension.registered": {
-      const registered = new Set(view.registered);
+      const registered = new Set(stream.registered);
       if (message.registered) registered.add(message.number);
       else registered.delete(message.number);
-      view.registered = [...registered].sort();
+      stream.registered = [...registered].sort();
       break;
     }
     default:
@@ -84,7 +86,7 @@ function connect() {
 function receive(message) {
   switch (message.type) {
     case "snapshot":
-      view = { seq: message.seq, calls: message.calls, extensions: message.extensions, registered: message.registered };
+      view = { nodes: message.nodes };
       render();
       break;
     case "ack":
@@ -112,11 +114,30 @@ function receive(message) {
 
 function command(action, fields = {}) {
   const id = nextCommandId++;
+  const node = nodeFor(action, fields);
   return new Promise((resolve, reject) => {
     if (!connected) return reject({ code: "engine_unavailable" });
     pending.set(id, { resolve, reject });
-    socket.send(JSON.stringify({ type: "command", id, action, ...fields }));
+    socket.send(JSON.stringify({ type: "command", id, action, ...fields, ...(node ? { node } : {}) }));
   });
+}
+
+// The telephony node a command goes to: the one that has the call (or the parked call), or,
+// to dial, the one where the operator's phone is registered.
+function nodeFor(action, fields) {
+  if (fields.call_id) return (callById(fields.call_id) || {}).node;
+  if (action === "retrieve") return (parked().find((c) => c.park_slot === fields.slot) || {}).node;
+  return myNode();
+}
+
+// With several nodes the page picks the first slot free on all of them (each node only
+// knows its own parked calls); with one, the node picks.
+function parkFields(call, slot) {
+  if (slot) return { call_id: call.id, slot };
+  if (!view || Object.keys(view.nodes).length < 2) return { call_id: call.id };
+  const taken = new Set(parked().map((c) => c.park_slot));
+  const free = Array.from({ length: config.park_slots }, (_, i) => i + 1).find((n) => !taken.has(n));
+  return free ? { call_id: call.id, slot: free } : { call_id: call.id };
 }
 
 async function act(action, fields = {}) {
@@ -137,7 +158,13 @@ function ping() {
 
 // --- reading the state -----------------------------------------------------------------------
 
-const calls = () => (view ? Object.values(view.calls) : []);
+const snapshots = () => (view ? Object.values(view.nodes) : []);
+const calls = () => snapshots().flatMap((snapshot) => Object.values(snapshot.calls));
+const callById = (id) => snapshots().map((snapshot) => snapshot.calls[id]).find(Boolean);
+const PRECEDENCE = ["idle", "dialling", "ringing", "talking", "held"]; // as the engine ranks them
+const isRegistered = (number) => snapshots().some((snapshot) => snapshot.registered.includes(number));
+// The node to dial from: where the operator's phone is registered.
+const myNode = () => (view ? Object.keys(view.nodes).find((node) => view.nodes[node].registered.includes(me)) : undefined);
 const mine = (call) => call.operator === me;
 const byAge = (a, b) => a.started_at - b.started_at;
 const incoming = () =>
@@ -186,7 +213,7 @@ function run(action, call) {
     case "hangup":
       return act("hangup", { call_id: call.id });
     case "park":
-      return act("park", { call_id: call.id });
+      return act("park", parkFields(call));
     case "retrieve":
       return act("retrieve", { slot: call.park_slot });
     case "transfer":
@@ -338,10 +365,12 @@ function renderSlots() {
 function presenceOf(extension) {
   if (!extension.monitored) return "disabled";
   if (!connected || !view) return "failed";
-  const state = view.extensions[extension.number];
-  if (state) return state;
+  const state = snapshots()
+    .map((snapshot) => snapshot.extensions[extension.number] || "idle")
+    .reduce((a, b) => (PRECEDENCE.indexOf(b) > PRECEDENCE.indexOf(a) ? b : a), "idle");
+  if (state !== "idle") return state;
   if (extension.dnd) return "dnd";
-  return view.registered.includes(extension.number) ? "idle" : "unregistered";
+  return isRegistered(extension.number) ? "idle" : "unregistered";
 }
 
 function renderExtensions() {
@@ -377,7 +406,7 @@ function renderStatus() {
   connection.textContent = connected && view ? T.connected : T.disconnected;
   connection.className = `status-item ${connected && view ? "ok" : "down"}`;
   const phone = $("#status-phone");
-  const registered = view && view.registered.includes(me);
+  const registered = isRegistered(me);
   phone.textContent = me ? `${registered ? T.phone_registered : T.phone_unregistered} (${me})` : "—";
   phone.className = `status-item ${registered ? "ok" : "down"}`;
   const current = active();
@@ -387,11 +416,11 @@ function renderStatus() {
 }
 
 function renderHandset() {
-  const choosing = Boolean(transferOf && view && view.calls[transferOf]);
+  const choosing = Boolean(transferOf && callById(transferOf));
   if (transferOf && !choosing) transferOf = null;
   $("#transfer-choice").hidden = !choosing;
   $("#dial-button").hidden = choosing;
-  $("#dial-hint").textContent = choosing ? format(T.transfer_of, { who: who(view.calls[transferOf]) }) : "";
+  $("#dial-hint").textContent = choosing ? format(T.transfer_of, { who: who(callById(transferOf)) }) : "";
 }
 
 function tick() {
@@ -429,7 +458,7 @@ document.addEventListener("click", (event) => {
   const menuItem = event.target.closest("#context-menu [data-action]");
   if (menuItem) {
     const { action, number } = menuItem.dataset;
-    const call = view && view.calls[menuItem.dataset.call];
+    const call = callById(menuItem.dataset.call);
     closeMenu();
     if (number) {
       if (action === "call") act("dial", { number });
@@ -440,14 +469,14 @@ document.addEventListener("click", (event) => {
   closeMenu();
   const button = event.target.closest(".call [data-action]");
   if (button) {
-    const call = view.calls[button.closest(".call").dataset.id];
+    const call = callById(button.closest(".call").dataset.id);
     if (call) run(button.dataset.action, call);
     return;
   }
   const row = event.target.closest(".call");
   if (row) {
     select(row.dataset.id);
-    const call = view.calls[row.dataset.id];
+    const call = callById(row.dataset.id);
     if (call && mine(call) && call.held && !consultFor.has(call.id)) act("resume", { call_id: call.id }); // switch to it
     return;
   }
@@ -493,7 +522,7 @@ document.addEventListener("contextmenu", (event) => {
   if (!row) return;
   event.preventDefault();
   select(row.dataset.id);
-  openMenu(view.calls[row.dataset.id], event.clientX, event.clientY);
+  openMenu(callById(row.dataset.id), event.clientX, event.clientY);
 });
 
 function openMenu(call, x, y) {
@@ -586,7 +615,7 @@ document.addEventListener("drop", (event) => {
   if (!zone) return;
   event.preventDefault();
   zone.classList.remove("drop-over");
-  const call = view && view.calls[event.dataTransfer.getData("application/x-centralino-call")];
+  const call = callById(event.dataTransfer.getData("application/x-centralino-call"));
   if (!call) return;
   if (zone.classList.contains("slot")) {
     if (call.state === "answered") act("park", { call_id: call.id, slot: Number(zone.dataset.slot) });
@@ -645,7 +674,7 @@ document.addEventListener("keydown", (event) => {
     const digit = /^Digit\d$|^Numpad\d$/.test(code) ? Number(code.slice(-1)) : null;
     if (current && (digit !== null || key === "Enter" || code === "NumpadEnter")) {
       event.preventDefault();
-      act("park", { call_id: current.id, ...(digit !== null ? { slot: digit === 0 ? 10 : digit } : {}) });
+      act("park", parkFields(current, digit === null ? null : digit === 0 ? 10 : digit));
       return;
     }
   }
@@ -704,7 +733,7 @@ function focusField() {
 
 function answerOrPutThrough(inField) {
   if (inField) return false; // the form's own submit dials or transfers
-  const selected = selectedId && view && view.calls[selectedId];
+  const selected = selectedId && callById(selectedId);
   const call = selected && selected.state === "queued" ? selected : oldestQueued();
   if (call) act("answer", { call_id: call.id });
   return true;
@@ -750,7 +779,7 @@ function menuForFocused() {
   const row = selectedId && document.querySelector(`.call[data-id="${selectedId}"]`);
   if (!row) return false;
   const box = row.getBoundingClientRect();
-  openMenu(view.calls[selectedId], box.left + 20, box.bottom);
+  openMenu(callById(selectedId), box.left + 20, box.bottom);
   return true;
 }
 
@@ -765,13 +794,13 @@ function moveSelection(step) {
 }
 
 function rejectSelected() {
-  const call = selectedId && view && view.calls[selectedId];
+  const call = selectedId && callById(selectedId);
   if (call && call.state === "queued") act("reject", { call_id: call.id });
   return true;
 }
 
 function transferCurrent() {
-  const current = active() || (selectedId && view && view.calls[selectedId]);
+  const current = active() || (selectedId && callById(selectedId));
   if (current && mine(current) && current.state === "answered") startTransfer(current);
   return true;
 }

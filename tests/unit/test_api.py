@@ -379,6 +379,7 @@ def test_an_operator_lists_the_live_calls_of_her_company(
             "held_since": None,
             "started_at": 1000.0,
             "state_since": 1000.0,
+            "node": "",
         }
     ]
 

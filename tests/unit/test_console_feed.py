@@ -96,6 +96,7 @@ async def test_a_live_call_shows_caller_number_called_and_state_with_its_times()
     ended = next(m for m in sent if m["type"] == "call.ended")
     assert ended == {
         "v": SCHEMA_VERSION,
+        "node": "",
         "seq": ended["seq"],
         "type": "call.ended",
         "call_id": call.call_id,
@@ -113,6 +114,7 @@ async def test_each_company_gets_only_its_own_calls() -> None:
     assert sent[OTHER_COMPANY] == []
     assert feed.snapshot(OTHER_COMPANY) == {
         "v": SCHEMA_VERSION,
+        "node": "",
         "seq": 0,
         "calls": {},
         "extensions": {},

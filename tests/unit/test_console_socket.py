@@ -19,7 +19,7 @@ from pbx import worker
 from pbx.engine.call import CallState, Disposition
 from pbx.engine.commands import Action, Console, Done
 from pbx.engine.operations import OperationError
-from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed, apply
+from pbx.events import SCHEMA_VERSION, ChannelPublisher, ConsoleFeed, apply_to_view, view_of
 from pbx.models import Company, Extension, Membership, Role
 from tests.unit.fakes.events import call_created
 
@@ -70,10 +70,16 @@ async def test_an_operator_gets_the_snapshot_then_the_calls_of_her_company(
     assert await socket.receive_json_from() == {
         "type": "snapshot",
         "v": SCHEMA_VERSION,
-        "seq": 0,
-        "calls": {},
-        "extensions": {},
-        "registered": [],
+        "nodes": {  # one node: the engine of this process
+            "": {
+                "v": SCHEMA_VERSION,
+                "node": "",
+                "seq": 0,
+                "calls": {},
+                "extensions": {},
+                "registered": [],
+            }
+        },
     }
     feed.on_event(call_created(company.id))
     message = await socket.receive_json_from()
@@ -284,10 +290,10 @@ async def test_snapshot_plus_a_burst_of_messages_equals_a_fresh_snapshot(
                     disposition=Disposition.CANCELLED,
                 )
             )
-    expected = feed.snapshot(company.id)
-    while built["seq"] < expected["seq"]:
-        built = apply(built, await socket.receive_json_from())
+    expected = view_of([feed.snapshot(company.id)])
+    while built["nodes"][""]["seq"] < expected["nodes"][""]["seq"]:
+        built = apply_to_view(built, await socket.receive_json_from())
     assert built == expected
-    assert len(built["calls"]) == len([n for n in range(40) if n % 3 and n % 5])
+    assert len(built["nodes"][""]["calls"]) == len([n for n in range(40) if n % 3 and n % 5])
     assert await socket.receive_nothing(timeout=0.2)  # nothing of the other company
     await socket.disconnect()

@@ -381,7 +381,7 @@ async def test_the_console_feed_shows_queue_hold_and_parking_as_a_fresh_snapshot
     desk.park(first, OPERATOR, slot=4)
     await pbx.settle()
 
-    built = {"v": 1, "seq": 0, "calls": {}, "extensions": {}, "registered": []}
+    built = {"v": 1, "node": "", "seq": 0, "calls": {}, "extensions": {}, "registered": []}
     for message in messages:
         built = apply(built, message)
     fresh = feed.snapshot(COMPANY)
