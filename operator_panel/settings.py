@@ -111,15 +111,27 @@ WSGI_APPLICATION = "operator_panel.wsgi.application"
 ASGI_APPLICATION = "operator_panel.asgi.application"
 
 
+def redis_channel_hosts(url: str) -> list[dict[str, object]]:
+    """The channel layer's Redis: redis-py 8 gives up reading after 5 s by default, exactly
+    channels_redis's blocking wait for a message (5 s), so a console quiet for 5 s lost its
+    socket. Reads may take longer than that wait."""
+    return [{"address": url, "socket_timeout": 30}]
+
+
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'centralino.sqlite3'}", conn_max_age=0
+        default=f"sqlite:///{VAR_DIR / 'centralino.sqlite3'}",
+        # PostgreSQL: keep a connection a minute instead of a new backend process per request,
+        # task and call-record write (the console benchmark saw PostgreSQL outspend the engine).
+        conn_max_age=envint("CENTRALINO_DB_CONN_MAX_AGE", "60"),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The engine writes call records from its own thread while the web serves: wait, not fail.
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # a file: nothing to keep open
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -155,7 +167,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": redis_channel_hosts(REDIS_URL)},
         }
     }
     CACHES = {

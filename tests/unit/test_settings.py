@@ -70,7 +70,7 @@ def test_redis_url_selects_redis_for_channels_cache_and_celery() -> None:
     s = settings_with(REDIS_URL=url)
 
     assert s["channel_layer"] == "channels_redis.core.RedisChannelLayer"
-    assert s["channel_hosts"] == [url]
+    assert s["channel_hosts"] == [{"address": url, "socket_timeout": 30}]
     assert s["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert s["broker"] == url
     assert s["eager"] is False
