@@ -1,8 +1,8 @@
-"""`make bench`: the call set-up and media relay benchmarks, written to bench/RESULTS.md.
+"""`make bench`: the call set-up, media relay and console latency benchmarks, to bench/RESULTS.md.
 
 Each figure is printed next to its anchor measured in the same run (sippy's B2BUA for call
-set-up, a bare asyncio relay for media), so that the ratio, not the absolute figure, is what
-compares across machines. Nothing here asserts a timing.
+set-up, a bare asyncio relay for media, one console for the consoles' latency), so that the
+ratio, not the absolute figure, is what compares across machines. Nothing here asserts a timing.
 
     .venv/bin/python bench/run_all.py [--quick]
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import call_setup, media_relay  # noqa: E402
+from bench import call_setup, console_latency, media_relay  # noqa: E402
 from bench.common import BENCH, get_section, machine_facts  # noqa: E402
 from bench.compare import HEADING as COMPARE_HEADING  # noqa: E402
 
@@ -52,7 +52,7 @@ def header(started: datetime, seconds: float) -> str:
 
 
 def main() -> None:
-    """Run both benchmarks, write RESULTS.md and print it."""
+    """Run the benchmarks, write RESULTS.md and print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few short steps (smoke run)")
     args = parser.parse_args()
@@ -62,11 +62,18 @@ def main() -> None:
     ramps = call_setup.run(call_setup.QUICK_RATES if args.quick else call_setup.RATES)
     print("media relay:", flush=True)
     media = media_relay.run(media_relay.QUICK_CALLS if args.quick else media_relay.CALLS)
+    print("console latency:", flush=True)
+    if args.quick:
+        rates, seconds = console_latency.QUICK_RATES, console_latency.QUICK_STEP_SECONDS
+    else:
+        rates, seconds = console_latency.RATES, console_latency.STEP_SECONDS
+    consoles = console_latency.run(rates, seconds)
     text = "\n".join(
         [
             header(started, time.monotonic() - t0),
             call_setup.markdown(ramps),
             media_relay.markdown(media),
+            console_latency.markdown(consoles, seconds),
         ]
     )
     if not args.quick:

@@ -55,7 +55,21 @@ function apply(message) {
     default:
       return resync();
   }
-  render();
+  scheduleRender();
+}
+
+// A burst of messages (a call answered moves several calls and extensions) is drawn once, at
+// the next frame; a hidden page, which gets no frames, is drawn a moment later.
+let renderPending = false;
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  const draw = () => {
+    renderPending = false;
+    render();
+  };
+  if (document.hidden) setTimeout(draw, 200);
+  else requestAnimationFrame(draw);
 }
 
 function resync() {
