@@ -1060,18 +1060,20 @@ def _limits(result: ModeResult) -> list[str]:
 WHERE_THE_TIME_GOES = [
     "- Every console is a consumer of its own: each company event is copied into each "
     "console's channel, and each consumer encodes the JSON and writes the frame for itself. "
-    "Before each message Channels' AsyncConsumer.dispatch runs close_old_connections() "
-    "through sync_to_async, one hop to the one thread-sensitive thread per console per "
-    "message. The 50 copies of an event go out one after the other on the web process's one "
-    "event loop: the last console gets it tens of ms after the first (new-call p50, 1 console "
-    "vs 50), and the loop runs out of its core at the deliveries/s given below.",
+    "The 50 copies of an event go out one after the other on the web process's one event "
+    "loop: the last console gets it tens of ms after the first (new-call p50, 1 console vs "
+    "50), and the loop runs out of its core at the deliveries/s given below. (Channels' "
+    "close_old_connections() hop to the sync thread before every message, about 0.15 ms, was "
+    "most of a delivery's cost: the console's consumer skips it for stream messages, which "
+    "touch no database; the earlier run of this section, before that, held 15-20 calls/s to "
+    "50 sockets where this one holds 30.)",
     "- Distributed: the worker's group_send puts the 50 copies into Redis in one call, but "
     "channels_redis hands them to the web process one at a time (EVAL, BZPOPMIN, ZADD, and "
     "a ZPOPMIN of the backup queue for each, under one receive lock per process): the copies "
     "of a burst wait on each other's Redis round trips even while CPU is left.",
-    "- Pages: the console redraws its lists on every message; the 3 Chromium pages take most "
-    "of a core here, on the same 2 cores as the server (in use they run on the operators' "
-    "machines).",
+    "- Pages: the console draws a burst of messages once per frame and reloads today's "
+    "counters at most every 2 s; the 3 Chromium pages still take most of a core here, on the "
+    "same 2 cores as the server (in use they run on the operators' machines).",
 ]
 
 
