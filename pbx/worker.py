@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery import signals
 
+from pbx import node_lock
+
 if TYPE_CHECKING:
     from pbx.engine.commands import Command, Done
     from pbx.engine.runtime import Engine
@@ -36,6 +38,7 @@ class AttachedEngine:
 
 _attached: AttachedEngine | None = None
 _host: EngineThread | None = None
+_node_lock: node_lock.NodeLock | None = None
 
 
 def attach(engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
@@ -182,7 +185,7 @@ def consumes_telephony_queue(queue_names: Iterable[str]) -> bool:
 @signals.worker_init.connect
 def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
     """Start the engine when this worker consumes a telephony queue (not in ordinary workers)."""
-    global _host
+    global _host, _node_lock
     queues = list(sender.app.amqp.queues.consume_from or {})
     if not consumes_telephony_queue(queues):
         return
@@ -200,6 +203,9 @@ def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
             settings.CENTRALINO_NODE,
             telephony_queue(),
         )
+    # Before anything is touched: a second worker of this node must not close the first
+    # one's live call records or take its commands (pbx/node_lock.py).
+    _node_lock = node_lock.hold(settings.CENTRALINO_NODE)
     _host = EngineThread(build_engine)
     try:
         engine = _host.start()
@@ -218,8 +224,11 @@ def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
-    global _host
+    global _host, _node_lock
     if _host is not None:
         log.info("Stopping the telephony engine")
         _host.stop()
         _host = None
+    if _node_lock is not None:
+        _node_lock.release()
+        _node_lock = None

@@ -139,6 +139,26 @@ def test_engine_status_runs_on_the_telephony_queue(telephony_worker: TelephonyWo
     assert status["sip_port"] == telephony_worker.sip_port
 
 
+def test_a_second_worker_for_the_same_node_exits_and_touches_nothing(
+    telephony_worker: TelephonyWorker, tmp_path: Path
+) -> None:
+    """Another port, maybe another machine: the node's lock in PostgreSQL says no."""
+    env = {**telephony_worker.env, "CENTRALINO_SIP_PORT": str(free_udp_port())}
+    second = subprocess.run(
+        celery_worker(telephony_worker.queue, "-n", f"second-{telephony_worker.node}@%h"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    output = second.stdout + second.stderr
+    assert second.returncode != 0, output
+    assert b"already served by another telephony worker" in output
+    assert b"Telephony engine of node" not in output  # no engine was built
+    assert sip_options(int(env["CENTRALINO_SIP_PORT"])) is None  # it never listened
+    assert sip_options(telephony_worker.sip_port) is not None  # the first serves on
+
+
 def test_a_call_completes_through_the_telephony_worker(
     telephony_worker: TelephonyWorker, make_baresip: Callable[..., Baresip]
 ) -> None:
