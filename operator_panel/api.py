@@ -208,7 +208,8 @@ def _command(request: Request, body: dict[str, Any]) -> Response:
 
 
 def _node_for(actor: control.Actor, console: Console) -> str:
-    snapshot = _snapshot(actor)
+    view = _view(actor)  # asked once: every node answers a task for it
+    snapshot = merged(view)
     if console.call_id:
         call = snapshot["calls"].get(console.call_id)
         if call is None:
@@ -219,7 +220,7 @@ def _node_for(actor: control.Actor, console: Console) -> str:
             if call["state"] == CallState.PARKED.value and call["park_slot"] == console.slot:
                 return str(call["node"])
         raise control.Refused("slot_empty", f"nothing is parked in slot {console.slot}")
-    for node, node_snapshot in _view(actor)["nodes"].items():
+    for node, node_snapshot in view["nodes"].items():
         if actor.extension in node_snapshot["registered"]:
             return str(node)  # dial from where the operator's phone is registered
     return ""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +94,7 @@ class ConsoleFeed:
         self._streams: dict[int, _Stream] = {}
         self._company_of_call: dict[str, int] = {}
         self._holding: dict[int, str] = {}  # leg id -> the call in which it holds
+        self._holders: Counter[str] = Counter()  # call id -> how many of its legs hold
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, CallChanged):
@@ -134,10 +135,14 @@ class ConsoleFeed:
         of the calls concerned."""
         before = self._holding.get(event.leg_id)
         holding = event.held and event.state is not LegState.ENDED and bool(event.call_id)
+        if before is not None:
+            del self._holding[event.leg_id]
+            self._holders[before] -= 1
+            if not self._holders[before]:
+                del self._holders[before]
         if holding:
             self._holding[event.leg_id] = event.call_id
-        else:
-            self._holding.pop(event.leg_id, None)
+            self._holders[event.call_id] += 1
         for call_id in {before, event.call_id if holding else None}:
             if call_id is not None:
                 self._refresh_held(call_id)
@@ -150,7 +155,7 @@ class ConsoleFeed:
         call = stream.calls.get(call_id)
         if call is None:
             return
-        held = call_id in self._holding.values()
+        held = call_id in self._holders
         if held == call["held"]:
             return
         call["held"] = held
@@ -173,7 +178,7 @@ class ConsoleFeed:
         now = self.wall()
         known = stream.calls.get(event.call_id)
         self._company_of_call[event.call_id] = event.company_id
-        held = event.call_id in self._holding.values()
+        held = event.call_id in self._holders
         call = {
             "id": event.call_id,
             "state": event.state.value,

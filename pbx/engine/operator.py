@@ -17,6 +17,7 @@ nobody learns of other companies' calls.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,15 +106,8 @@ class OperatorDesk:
         route = await self._operator_route(operator)
         if call.state is not CallState.QUEUED:  # taken or gone while we looked
             raise _taken(call)
-        self._hold_current(operator, keep=call)
         call.operator = operator.extension
-        result = await self.calls.connect(
-            call, route, CallState.QUEUED, lambda: setattr(call, "operator", "")
-        )
-        if result is None:
-            raise OperationError("no_such_call", "the caller hung up")
-        if result.end is not RingEnd.ANSWERED:
-            raise _no_answer(operator, result.status)
+        await self._ring_in(call, route, operator, CallState.QUEUED, lambda: None)
         return call
 
     def reject(self, call_id: str, operator: Operator) -> Call:
@@ -251,18 +245,35 @@ class OperatorDesk:
         call = self.parked(operator.company_id).get(slot)
         if call is None:
             raise OperationError("slot_empty", f"nothing is parked in slot {slot}")
-        self._hold_current(operator, keep=call)
         call.operator, call.park_slot, call.outgoing = operator.extension, None, True
 
         def back() -> None:
-            call.operator, call.park_slot, call.outgoing = "", slot, False
+            call.park_slot, call.outgoing = slot, False
 
-        result = await self.calls.connect(call, route, CallState.PARKED, back)
+        await self._ring_in(call, route, operator, CallState.PARKED, back)
+        return call
+
+    async def _ring_in(
+        self,
+        call: Call,
+        route: Route,
+        operator: Operator,
+        back: CallState,
+        restore: Callable[[], None],
+    ) -> None:
+        """Bring a waiting call (queued, parked) to the operator's phone, holding the call
+        they were on; if the phone does not answer, the call goes `back` as it was."""
+        self._hold_current(operator, keep=call)
+
+        def undo() -> None:
+            call.operator = ""
+            restore()
+
+        result = await self.calls.connect(call, route, back, undo)
         if result is None:
-            raise OperationError("no_such_call", "the parked caller hung up")
+            raise OperationError("no_such_call", "the caller hung up")
         if result.end is not RingEnd.ANSWERED:
             raise _no_answer(operator, result.status)
-        return call
 
     # --- helpers -----------------------------------------------------------------------------
 
