@@ -161,7 +161,8 @@ def _operators_script(count: int, carrier_port: int) -> str:
         f"for i in range(1, {count + 1}):\n"
         "    user = User.objects.create(username=f'console{i:02}', password=hashed)\n"
         "    Membership.objects.create(user=user, company=company, role=Role.OPERATOR,\n"
-        "                              extension=extensions[i % len(extensions)])\n"
+        "                              extension=extensions[i % len(extensions)],\n"
+        "                              must_change_password=False)\n"
         f"Trunk.objects.filter(company=company).update(port={carrier_port})\n"
     )
 

@@ -239,6 +239,11 @@ CENTRALINO_DIGEST_ALGORITHMS = tuple(
 CENTRALINO_MEDIA_TIMEOUT = envfloat("CENTRALINO_MEDIA_TIMEOUT", "60")
 # Seconds a call waits in the operator queue before it goes where unanswered calls go.
 CENTRALINO_QUEUE_TIMEOUT = envfloat("CENTRALINO_QUEUE_TIMEOUT", "300")
+# Announcement files (random names, never under the static root). With nodes on several
+# machines this folder must be shared (an NFS mount) or each upload reaches only its own node.
+CENTRALINO_ANNOUNCEMENTS_DIR = Path(
+    os.getenv("CENTRALINO_ANNOUNCEMENTS_DIR", str(VAR_DIR / "announcements"))
+)
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 
 LOGGING = {

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections
 
-from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, TrunkInfo
+from pbx.engine.directory import (
+    AttendantInfo,
+    DeviceInfo,
+    DidRoute,
+    ExtensionInfo,
+    HuntGroupInfo,
+    MenuAction,
+    MenuInfo,
+    TrunkInfo,
+)
+from pbx.engine.schedule import Period
 from pbx.models import (
     Company,
     ConfigStamp,
@@ -20,7 +30,10 @@ from pbx.models import (
     Did,
     DidTarget,
     Extension,
+    HuntGroup,
     Membership,
+    Menu,
+    Multiselection,
     Role,
     Trunk,
 )
@@ -35,6 +48,8 @@ class Snapshot:
     trunks: list[TrunkInfo] = field(default_factory=list)
     operator_numbers: dict[int, str] = field(default_factory=dict)
     operators: dict[int, frozenset[str]] = field(default_factory=dict)
+    hunt_groups: dict[tuple[int, str], HuntGroupInfo] = field(default_factory=dict)
+    attendants: dict[tuple[int, str], AttendantInfo] = field(default_factory=dict)
 
 
 def load_snapshot(version: int) -> Snapshot:
@@ -66,6 +81,9 @@ def load_snapshot(version: int) -> Snapshot:
             ext.forward_no_answer,
             ext.no_answer_timeout,
             ext.ring_mode,
+            ext.ring_outside,
+            ext.ring_outside_delay,
+            ext.enabled,
         )
     for trunk in Trunk.objects.filter(enabled=True).order_by("id"):
         snap.trunks.append(
@@ -93,22 +111,73 @@ def load_snapshot(version: int) -> Snapshot:
     ).values_list("company_id", "extension__number"):
         operators.setdefault(company_id, set()).add(number)
     snap.operators = {company_id: frozenset(numbers) for company_id, numbers in operators.items()}
-    for did in Did.objects.select_related("trunk", "extension").filter(trunk__enabled=True):
-        if did.target_kind == DidTarget.OPERATOR:
-            operator = snap.operator_numbers.get(did.trunk.company_id)
-            if operator:
-                snap.dids[did.number] = DidRoute(
-                    did.number, did.trunk.company_id, did.trunk_id, did.target_kind, operator
-                )
-        elif did.extension is not None:
+    for group in HuntGroup.objects.prefetch_related("members__extension"):
+        snap.hunt_groups[(group.company_id, group.number)] = HuntGroupInfo(
+            group.company_id,
+            group.number,
+            group.name,
+            group.algorithm,
+            tuple((m.extension.number, m.ring_time) for m in group.members.all()),
+            group.fallback,
+            group.fallback_number,
+        )
+    time_zones = dict(Company.objects.values_list("id", "time_zone"))
+    for attendant in Multiselection.objects.prefetch_related(
+        "periods", "holidays", "menus__keys", "menus__announcement"
+    ):
+        snap.attendants[(attendant.company_id, attendant.number)] = _attendant(
+            attendant, time_zones[attendant.company_id]
+        )
+    related = ("trunk", "extension", "hunt_group", "multiselection")
+    for did in Did.objects.select_related(*related).filter(trunk__enabled=True):
+        target = _did_target(did, snap.operator_numbers.get(did.trunk.company_id, ""))
+        if target:
             snap.dids[did.number] = DidRoute(
-                did.number,
-                did.trunk.company_id,
-                did.trunk_id,
-                did.target_kind,
-                did.extension.number,
+                did.number, did.trunk.company_id, did.trunk_id, did.target_kind, target
             )
     return snap
+
+
+def _did_target(did: Did, operator: str) -> str:
+    """The internal number a company number leads to ("" when it leads nowhere now)."""
+    if did.target_kind == DidTarget.OPERATOR:
+        return operator
+    target = {
+        DidTarget.EXTENSION: did.extension,
+        DidTarget.HUNT_GROUP: did.hunt_group,
+        DidTarget.MULTISELECTION: did.multiselection,
+    }.get(DidTarget(did.target_kind))
+    return target.number if target is not None else ""
+
+
+def _attendant(attendant: Multiselection, time_zone: str) -> AttendantInfo:
+    return AttendantInfo(
+        attendant.company_id,
+        attendant.number,
+        attendant.name,
+        attendant.active,
+        attendant.forward_to,
+        time_zone,
+        tuple(Period(p.weekday, p.start, p.end, p.menu_id) for p in attendant.periods.all()),
+        tuple((h.date, h.menu_id) for h in attendant.holidays.all()),
+        attendant.default_menu_id,
+        tuple(_menu(menu) for menu in attendant.menus.all()),
+    )
+
+
+def _menu(menu: Menu) -> MenuInfo:
+    announcement = menu.announcement
+    return MenuInfo(
+        menu.id,
+        menu.name,
+        str(announcement.path) if announcement is not None else "",
+        menu.timeout,
+        menu.retries,
+        tuple(
+            (key.key, MenuAction(key.action, key.number, key.target_menu_id))
+            for key in menu.keys.all()
+        ),
+    )
 
 
 def _current(snapshot: Snapshot) -> Snapshot:
@@ -155,6 +224,12 @@ class OrmDirectory:
 
     async def operator_extensions(self, company_id: int) -> frozenset[str]:
         return (await self._latest()).operators.get(company_id, frozenset())
+
+    async def hunt_group(self, company_id: int, number: str) -> HuntGroupInfo | None:
+        return (await self._latest()).hunt_groups.get((company_id, number))
+
+    async def attendant(self, company_id: int, number: str) -> AttendantInfo | None:
+        return (await self._latest()).attendants.get((company_id, number))
 
     async def _latest(self) -> Snapshot:
         # Every call set-up starts with device() or did(), which read the stamp; the extension

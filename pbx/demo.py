@@ -78,7 +78,13 @@ def load_credentials(path: Path | None = None) -> dict[str, Any]:
     data = {
         "install_key": generate_secret(10),
         "passwords": {username: secrets.token_urlsafe(9) for username, _, _ in USERS},
+        "secrets": {number: generate_secret() for number, _, _ in EXTENSIONS},
     }
+    _save(path, data)
+    return data
+
+
+def _save(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
@@ -86,11 +92,15 @@ def load_credentials(path: Path | None = None) -> dict[str, Any]:
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
         out.write(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
-    return data
 
 
 def device_secret(number: str, credentials: dict[str, Any]) -> str:
-    """The demo secret of a device: readable, and unique to this install."""
+    """The demo secret of a device: drawn on its own, so that one phone's secret tells
+    nothing of another's. An install seeded before that kept one secret pattern: its
+    devices keep what they have (the printout shows it), new ones get their own."""
+    drawn = credentials.get("secrets", {}).get(number)
+    if drawn:
+        return str(drawn)
     return f"demo-{number}-{credentials['install_key']}"
 
 

@@ -11,6 +11,7 @@ from pbx.bindings import OrmBindingStore
 from pbx.config import OrmDirectory
 from pbx.engine.runtime import Engine, EngineConfig
 from pbx.events import ChannelPublisher
+from pbx.hunt_memory import OrmHuntMemory
 from stats.recorder import OrmCallRecorder
 
 
@@ -41,7 +42,11 @@ def build_engine(**overrides: Any) -> Engine:
     """The engine of this node: settings (with `overrides`) and the database behind it."""
     config = engine_config(**overrides)
     engine = Engine(
-        config, OrmDirectory(), OrmCallRecorder(config.node), OrmBindingStore(config.node)
+        config,
+        OrmDirectory(),
+        OrmCallRecorder(config.node),
+        OrmBindingStore(config.node),
+        OrmHuntMemory(),
     )
     # The consoles (operator_panel/consumers.py) listen on the channel layer's company groups:
     # in this process (embedded) or in the web processes (Redis, distributed).

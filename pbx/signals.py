@@ -7,10 +7,45 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from pbx.models import Company, ConfigStamp, Device, Did, Extension, Membership, Site, Trunk
+from pbx.models import (
+    Announcement,
+    Company,
+    ConfigStamp,
+    Device,
+    Did,
+    Extension,
+    Holiday,
+    HuntGroup,
+    HuntMember,
+    Membership,
+    Menu,
+    MenuKey,
+    Multiselection,
+    SchedulePeriod,
+    Site,
+    Trunk,
+)
 
 # Memberships too: the engine knows which extensions are operators' (they pick up the queue).
-WATCHED = (Company, Site, Extension, Device, Trunk, Did, Membership)
+# What the hunt algorithms remember (HuntGroup.last_member, LineIdle) is written with
+# update(), which sends no signal: a call does not reload the configuration.
+WATCHED = (
+    Company,
+    Site,
+    Extension,
+    Device,
+    Trunk,
+    Did,
+    Membership,
+    Announcement,
+    HuntGroup,
+    HuntMember,
+    Multiselection,
+    Menu,
+    MenuKey,
+    SchedulePeriod,
+    Holiday,
+)
 
 
 def _changed(sender: type, **kwargs: Any) -> None:

@@ -31,7 +31,7 @@ def company(db: None) -> Company:
 
 def _user(username: str, company: Company, role: Role, **extra: bool) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, **extra)
-    Membership.objects.create(user=user, company=company, role=role)
+    Membership.objects.create(user=user, company=company, role=role, must_change_password=False)
     return user
 
 

@@ -31,6 +31,7 @@ class CallState(enum.Enum):
     QUEUED = "queued"  # waits in the operator queue (the caller hears ringing) for a console
     RINGING = "ringing"  # a ringer rings one or more phones or the trunk
     ANSWERED = "answered"  # two parties talk
+    ATTENDANT = "attendant"  # the PBX answered: the caller walks a Multiselection's menus
     TRANSFERRING = "transferring"  # one party left for a transfer; the other waits for its end
     PARKED = "parked"  # the operator left it in a parking slot: one party, hearing music
     ENDED = "ended"
@@ -38,7 +39,13 @@ class CallState(enum.Enum):
 
 _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.ROUTING: frozenset(
-        {CallState.RINGING, CallState.QUEUED, CallState.ANSWERED, CallState.ENDED}
+        {
+            CallState.RINGING,
+            CallState.QUEUED,
+            CallState.ANSWERED,
+            CallState.ATTENDANT,
+            CallState.ENDED,
+        }
     ),
     # An operator takes a queued call (their phone is rung), or it ends waiting.
     # ...or an operator's phone picks it up by dialling the operator number.
@@ -48,11 +55,14 @@ _TRANSITIONS: dict[CallState, frozenset[CallState]] = {
         {
             CallState.ROUTING,
             CallState.ANSWERED,
+            CallState.ATTENDANT,
             CallState.QUEUED,
             CallState.PARKED,
             CallState.ENDED,
         }
     ),
+    # A key of the menu sends the caller on: the call is routed again (its leg A answered).
+    CallState.ATTENDANT: frozenset({CallState.ROUTING, CallState.ENDED}),
     CallState.ANSWERED: frozenset({CallState.TRANSFERRING, CallState.PARKED, CallState.ENDED}),
     CallState.TRANSFERRING: frozenset({CallState.ANSWERED, CallState.ENDED}),
     # Retrieving a parked call rings the retriever's phone.
@@ -187,7 +197,12 @@ class Call:
     @property
     def talking(self) -> bool:
         """Answered, parked, or answered and now waiting for a transfer of one party."""
-        return self.state in (CallState.ANSWERED, CallState.TRANSFERRING, CallState.PARKED)
+        return self.state in (
+            CallState.ANSWERED,
+            CallState.TRANSFERRING,
+            CallState.PARKED,
+            CallState.ATTENDANT,
+        )
 
     def other(self, leg: Leg) -> Leg | None:
         if leg is self.a:

@@ -18,16 +18,25 @@ from typing import Any
 
 from pbx.engine.call import BUSY_STATUSES, Call, CallKind, CallState, Disposition, Outcome, Status
 from pbx.engine.events import DigitPressed, EventSink
-from pbx.engine.hunt import RingAll, RingStrategy, strategy_for
+from pbx.engine.hunt import Algorithm, RingAll, RingStrategy, strategy_for, strategy_for_hunt
 from pbx.engine.legs import DialogIndex, Leg, reject
 from pbx.engine.media import MediaEndpoint, NoFreePort, bridge
 from pbx.engine.negotiation import local_sdp, unanswerable
-from pbx.engine.ringer import RingEnd, Ringer, RingResult, member_targets, trunk_target
+from pbx.engine.ringer import (
+    RingEnd,
+    Ringer,
+    RingResult,
+    Target,
+    member_targets,
+    trunk_target,
+)
 from pbx.engine.routing import MAX_FORWARDS, Party, Route, Unavailable
 from pbx.engine.services import (
     Clock,
     Contacts,
+    HuntMemory,
     MediaPorts,
+    MemoryHuntMemory,
     Routing,
     SipSender,
     Tasks,
@@ -75,6 +84,7 @@ class CallManager:
         tasks: Tasks,
         dialogs: DialogIndex | None = None,
         queue_timeout: float = 300,
+        hunt_memory: HuntMemory | None = None,
     ) -> None:
         self.stack = stack
         self.clock = clock
@@ -90,6 +100,10 @@ class CallManager:
         self.pending_invites: dict[Any, Leg] = {}  # server transaction key -> unanswered leg A
         self.leg_call: dict[int, Call] = {}  # leg id -> its call
         self.setups: dict[Any, SetupState] = {}  # server transaction key -> set-up state
+        self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
+        # Who answers a call routed to a Multiselection (attendant.py sets it); without one
+        # the number is unavailable.
+        self.on_attendant: Callable[[Call, Route], None] | None = None
 
     @property
     def advertise(self) -> str:
@@ -237,6 +251,12 @@ class CallManager:
                 else:
                     self._queue(call)
                 return
+            if route.attendant is not None:
+                if self.on_attendant is None or call.kind is CallKind.HANDOFF:
+                    self.unavailable(call, "no auto-attendant here")
+                else:
+                    self.on_attendant(call, route)
+                return
             result = await self._ring(call, route)
             if result is None:
                 return
@@ -341,9 +361,25 @@ class CallManager:
         else:
             targets = member_targets(route.members, self.contacts, self.stack)
             if not targets:
+                if route.hunt is not None:
+                    return RingResult(RingEnd.REFUSED, status=Status.UNAVAILABLE)
                 self.unavailable(call, "unreachable")
                 return None
-            strategy = strategy_for(route.ring_mode, len(targets), route.timeout)
+            if route.hunt is not None:
+                strategy = _hunt_strategy(route, targets)
+            else:
+                outside = await self._outside_target(call, route)
+                if call.state is not CallState.ROUTING:
+                    return None
+                strategy = strategy_for(
+                    route.ring_mode,
+                    len(targets),
+                    route.timeout,
+                    extra=outside is not None,
+                    extra_delay=route.ring_outside_delay,
+                )
+                if outside is not None:
+                    targets.append(outside)
         ringer = Ringer(
             call,
             route.number,
@@ -367,12 +403,32 @@ class CallManager:
             if call.ringer is ringer:
                 call.ringer = None
 
+    async def _outside_target(self, call: Call, route: Route) -> Target | None:
+        """The outside number an extension's ring mode adds to its devices, if it has one
+        and the trunk can be reached."""
+        if not route.ring_outside:
+            return None
+        outside = await self.router.route(call.caller, route.ring_outside, MAX_FORWARDS)
+        if isinstance(outside, Unavailable) or outside.trunk is None:
+            log.warning("ring mode of %s: %s is not an outside number", route.number, outside)
+            return None
+        dest = await self.trunks.address(outside.trunk)
+        if dest is None:
+            return None
+        return trunk_target(outside.trunk, outside.number, dest)
+
     async def _after(
         self, call: Call, route: Route, result: RingResult
     ) -> Route | Unavailable | None:
         """Where a ringing that ended unanswered leads: a forwarding, or nowhere (None)."""
         if result.end is RingEnd.STOPPED:
             return None
+        if route.hunt is not None:  # nobody in the group answered: the group's fallback
+            if call.depth >= MAX_FORWARDS:
+                self.unavailable(call, "forwarding loop", Status.LOOP_DETECTED)
+                return None
+            call.depth += 1
+            return await self.router.hunt_fallback(call.caller, route.hunt, call.depth, "no answer")
         if result.end is RingEnd.NO_ANSWER:
             if route.forward_no_answer and call.depth < MAX_FORWARDS:
                 call.depth += 1
@@ -402,6 +458,9 @@ class CallManager:
         self.leg_call[leg.id] = call
         self._hear_digits(leg)
         call.answered_by = leg.device or leg.label
+        route = call.route
+        if route is not None and route.hunt is not None and leg.extension is not None:
+            self.hunt_memory.took_call(route.hunt.company_id, route.hunt.number, leg.extension[1])
         a = call.a
         if a.unanswered:
             self.pending_invites.pop(a.server_key, None)
@@ -415,9 +474,12 @@ class CallManager:
         call.move(CallState.ANSWERED)
         call.settle(Outcome(leg))
 
-    def answer_locally(self, call: Call) -> MediaEndpoint:
+    def answer_locally(
+        self, call: Call, state: CallState = CallState.ANSWERED, by: str = "pbx"
+    ) -> MediaEndpoint:
         """The PBX answers the caller itself: returns the media endpoint to play to and record
-        from (voicemail, the auto-attendant); its key presses are `DigitPressed` events."""
+        from (voicemail, the auto-attendant: `state` ATTENDANT); its key presses are
+        `DigitPressed` events."""
         if call.state not in (CallState.ROUTING, CallState.RINGING) or not call.a.unanswered:
             raise RuntimeError(f"call {call.id} cannot be answered locally: {call.state.value}")
         if call.ringer is not None:
@@ -426,9 +488,10 @@ class CallManager:
         self.pending_invites.pop(a.server_key, None)
         a.respond(200, body=local_sdp(self.advertise, a), headers=_session_headers(a))
         self.dialogs.add(a)
-        call.answered_by = "pbx"
-        call.move(CallState.ANSWERED)
-        call.settle(Outcome(a))
+        call.answered_by = by
+        call.move(state)
+        if state is CallState.ANSWERED:
+            call.settle(Outcome(a))
         return a.media
 
     # --- ending ----------------------------------------------------------------------------
@@ -455,6 +518,9 @@ class CallManager:
         self.pending_invites.pop(a.server_key, None)
         if a.unanswered:
             a.respond(status)
+        elif not a.ended:  # answered by the PBX (a menu) and sent on in vain: hang up
+            a.hangup()
+            disposition = Disposition.ANSWERED
         self._close(call, disposition, reason)
 
     def leg_ended(self, leg: Leg, reason: str) -> None:
@@ -600,6 +666,15 @@ class CallManager:
         if call is None:
             return None
         return next((leg for leg in (call.a, call.b) if leg is not None and leg.id == leg_id), None)
+
+
+def _hunt_strategy(route: Route, targets: list[Target]) -> RingStrategy:
+    """A hunt group's strategy: each member's registered phones ring together, in turns."""
+    groups = [
+        [i for i, target in enumerate(targets) if target.member == member.number]
+        for member in route.members
+    ]
+    return strategy_for_hunt(Algorithm(route.ring_mode), groups, route.turns)
 
 
 def _session_headers(leg: Leg) -> tuple[tuple[str, str], ...]:

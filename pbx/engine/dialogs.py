@@ -18,6 +18,7 @@ from pbx.engine.operations import CallOperations, OperationError
 from pbx.engine.services import SipSender, Tasks
 from pbx.engine.session_timers import MIN_SE, IntervalTooSmall, SessionTimers
 from pbx.engine.session_timers import negotiate as negotiate_session_timer
+from pbx.media.dtmf import DigitReceived
 from pbx.sip import sdp
 from pbx.sip.errors import SipParseError
 from pbx.sip.headers import NameAddr
@@ -64,7 +65,10 @@ class DialogRequests:
             self._offer(leg, request)
         elif method == "REFER":
             self._refer(leg, request)
-        elif method in ("INFO", "NOTIFY", "OPTIONS"):
+        elif method == "INFO":
+            self._reply(request, 200)
+            _info_digit(leg, request)
+        elif method in ("NOTIFY", "OPTIONS"):
             self._reply(request, 200)
         elif method == "ACK":
             if leg.awaiting_answer and request.body:
@@ -224,3 +228,27 @@ class DialogRequests:
         self._notify(referrer, "200 OK", final=True)
         self.operations.hang_up_later(referrer)
         self.operations.hang_up_later(other_leg)
+
+
+def _info_digit(leg: Leg, request: Request) -> None:
+    """A key press sent by SIP INFO (phones that do not send RFC 4733): application/dtmf-relay
+    ("Signal=5", "Duration=160") or application/dtmf ("5"). It goes where RFC 4733 presses go."""
+    kind = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    text = request.body.decode("ascii", "replace")
+    if kind == "application/dtmf-relay":
+        fields = dict(
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition("=") for line in text.splitlines())
+        )
+        signal, duration = fields.get("signal", ""), fields.get("duration", "")
+    elif kind == "application/dtmf":
+        signal, duration = text.strip(), ""
+    else:
+        return
+    signal = {"10": "*", "11": "#"}.get(signal, signal).upper()
+    if len(signal) != 1 or signal not in "0123456789*#ABCD":
+        return
+    on_digit = leg.media.on_digit
+    if on_digit is not None:
+        ms = int(duration) if duration.isdigit() else 160
+        on_digit(DigitReceived(signal, ms))

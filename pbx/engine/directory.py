@@ -7,7 +7,10 @@ the database (pbx/config.py), tests provide `MemoryDirectory`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Protocol
+
+from pbx.engine.schedule import Period
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,9 @@ class ExtensionInfo:
     forward_no_answer: str = ""
     no_answer_timeout: int = 20
     ring_mode: str = "all"  # "all" | "in_order"
+    ring_outside: str = ""  # an outside number (0 first) that rings too, after a delay
+    ring_outside_delay: int = 10
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,61 @@ class DidRoute:
     target: str
 
 
+@dataclass(frozen=True, slots=True)
+class HuntGroupInfo:
+    """A hunt group ("Call Distributor"): its members in configured order with their ring
+    times, the algorithm (pbx/engine/hunt.py) and where a call goes when nobody answers."""
+
+    company_id: int
+    number: str
+    name: str
+    algorithm: str
+    members: tuple[tuple[str, int], ...]  # (extension number, ring time in seconds)
+    fallback: str = "hangup"  # "voicemail" | "operator" | "number" | "hangup"
+    fallback_number: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MenuAction:
+    """What a key does: `action` is one of pbx.models.KeyAction's values."""
+
+    action: str
+    number: str = ""
+    menu: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MenuInfo:
+    id: int
+    name: str
+    announcement: str  # the announcement's file path; "" for none
+    timeout: float = 5
+    retries: int = 2
+    keys: tuple[tuple[str, MenuAction], ...] = ()  # key ("0".."9", "*", "#", "timeout", ...)
+
+    def action(self, key: str) -> MenuAction | None:
+        return next((action for k, action in self.keys if k == key), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AttendantInfo:
+    """A Multiselection: which menu answers when, and the menus."""
+
+    company_id: int
+    number: str
+    name: str
+    active: bool = True
+    forward_to: str = ""  # where calls go while it is not active
+    time_zone: str = "Europe/Rome"
+    periods: tuple[Period, ...] = ()
+    holidays: tuple[tuple[date, int], ...] = ()
+    default_menu: int | None = None
+    menus: tuple[MenuInfo, ...] = ()
+
+    def menu(self, menu_id: int | None) -> MenuInfo | None:
+        return next((m for m in self.menus if m.id == menu_id), None)
+
+
 class Directory(Protocol):
     """What the engine asks the configuration. Implementations cache and stay current."""
 
@@ -84,6 +145,10 @@ class Directory(Protocol):
         """The extensions of the company's operators: their phones pick up the queue."""
         ...
 
+    async def hunt_group(self, company_id: int, number: str) -> HuntGroupInfo | None: ...
+
+    async def attendant(self, company_id: int, number: str) -> AttendantInfo | None: ...
+
 
 @dataclass
 class MemoryDirectory:
@@ -95,6 +160,8 @@ class MemoryDirectory:
     trunk_list: list[TrunkInfo] = field(default_factory=list)
     operator_numbers: dict[int, str] = field(default_factory=dict)
     operators: dict[int, frozenset[str]] = field(default_factory=dict)
+    hunt_groups: dict[tuple[int, str], HuntGroupInfo] = field(default_factory=dict)
+    attendants: dict[tuple[int, str], AttendantInfo] = field(default_factory=dict)
 
     async def device(self, username: str) -> DeviceInfo | None:
         return self.devices.get(username)
@@ -116,3 +183,9 @@ class MemoryDirectory:
 
     async def operator_extensions(self, company_id: int) -> frozenset[str]:
         return self.operators.get(company_id, frozenset())
+
+    async def hunt_group(self, company_id: int, number: str) -> HuntGroupInfo | None:
+        return self.hunt_groups.get((company_id, number))
+
+    async def attendant(self, company_id: int, number: str) -> AttendantInfo | None:
+        return self.attendants.get((company_id, number))

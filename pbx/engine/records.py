@@ -8,6 +8,8 @@ from pbx.engine.call import CallState
 from pbx.engine.events import CallChanged, Event
 
 _UNANSWERED = frozenset({CallState.ROUTING, CallState.RINGING})
+# A Multiselection answers a call itself: the caller's call is answered from then on.
+_ANSWERED = frozenset({CallState.ANSWERED, CallState.ATTENDANT})
 
 
 class CallRecorder(Protocol):
@@ -79,7 +81,7 @@ class RecordWriter:
                 callee=event.dialled,
                 company_id=event.company_id,
             )
-        elif event.state is CallState.ANSWERED and event.previous in _UNANSWERED:
+        elif event.state in _ANSWERED and event.previous in _UNANSWERED:
             if event.call_id not in self._answered:
                 self._answered.add(event.call_id)
                 self.recorder.answered(event.call_id, event.answered_by)

@@ -49,13 +49,20 @@ class Target:
     device: str = ""  # the SIP username of the phone
     request_user: str | None = None  # the To user, when not the route's number
     trunk: TrunkInfo | None = None
+    member: str = ""  # the extension it belongs to (a hunt group rings several)
 
 
 def member_targets(members: Iterable[Member], contacts: Contacts, stack: SipSender) -> list[Target]:
     """Every registered contact of every device of `members`, in ring order."""
     now = stack.now()
     return [
-        Target(str(b.contact), stack.destination(b), b.transport, device=b.username)
+        Target(
+            str(b.contact),
+            stack.destination(b),
+            b.transport,
+            device=b.username,
+            member=member.number,
+        )
         for member in members
         for device in member.devices
         for b in contacts.contacts(device, now)
@@ -168,7 +175,11 @@ class Ringer:
 
     def _step_expired(self) -> None:
         self._step_timer = None
-        self._apply(self.strategy.timeout())
+        step = self.strategy.timeout()
+        if getattr(self.strategy, "exhausted", False):  # a hunt group's last turn is over
+            self._finish(RingResult(RingEnd.NO_ANSWER, status=Status.UNAVAILABLE))
+            return
+        self._apply(step)
 
     def _expired(self) -> None:
         self._no_answer = None
@@ -238,7 +249,9 @@ class Ringer:
             events=self.events,
             device=target.device,
             owns_media=False,
-            extension=self.extension,
+            extension=(self.extension[0], target.member)
+            if self.extension is not None and target.member
+            else self.extension,
             sdp_version=2,  # our INVITE's offer was version 1
             trunk=target.trunk,
             call_id=self.call.id if self.call is not None else "",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pbx.engine.directory import Directory, TrunkInfo
+from pbx.engine.directory import AttendantInfo, Directory, HuntGroupInfo, TrunkInfo
+from pbx.engine.hunt import Algorithm, hunt_order
+from pbx.engine.services import HuntMemory, MemoryHuntMemory
 
 MAX_FORWARDS = 5
 
@@ -43,6 +45,11 @@ class Route:
     operator: bool = False  # the company's operator number: the call waits in the queue
     pickup: bool = False  # ...unless an operator's phone dials it: it takes the oldest call
     auto_answer: bool = False  # ask the phone to answer by itself (the operator's, by 3PCC)
+    ring_outside: str = ""  # an outside number that rings too (the extension's ring mode)...
+    ring_outside_delay: float = 10  # ...once the devices rang this long
+    hunt: HuntGroupInfo | None = None  # a hunt group: `members` in the order to try...
+    turns: tuple[float, ...] = ()  # ...each for its ring time
+    attendant: AttendantInfo | None = None  # a Multiselection answers the call itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +58,21 @@ class Unavailable:
 
     reason: str
     status: int = 480
+    voicemail: str = ""  # the extension whose voicemail should take the call, if named
 
 
 class Router:
     def __init__(
-        self, directory: Directory, is_busy: Callable[[int, str], bool], trunk_timeout: float = 90
+        self,
+        directory: Directory,
+        is_busy: Callable[[int, str], bool],
+        trunk_timeout: float = 90,
+        hunt_memory: HuntMemory | None = None,
     ) -> None:
         self.directory = directory
         self.is_busy = is_busy
         self.trunk_timeout = trunk_timeout
+        self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
 
     async def route(self, caller: Party, dialled: str, depth: int = 0) -> Route | Unavailable:
         """Resolve a number dialled by `caller` within its company."""
@@ -82,7 +95,19 @@ class Router:
             return Route(number=dialled, operator=True, pickup=pickup)
         ext = await self.directory.extension(caller.company_id, dialled)
         if ext is None:
+            group = await self.directory.hunt_group(caller.company_id, dialled)
+            if group is not None:
+                return await self._hunt(caller, group, depth)
+            attendant = await self.directory.attendant(caller.company_id, dialled)
+            if attendant is not None:
+                if not attendant.active:
+                    if not attendant.forward_to:
+                        return Unavailable("Multiselection not active", 480)
+                    return await self.route(caller, attendant.forward_to, depth + 1)
+                return Route(number=dialled, attendant=attendant)
             return Unavailable("no such number", 404)
+        if not ext.enabled:
+            return Unavailable("extension disabled", 404)
         if ext.forward_always:
             return await self.route(caller, ext.forward_always, depth + 1)
         if ext.do_not_disturb:
@@ -99,7 +124,69 @@ class Router:
             forward_busy=ext.forward_busy,
             forward_no_answer=ext.forward_no_answer,
             extension_key=(ext.company_id, ext.number),
+            ring_outside=ext.ring_outside,
+            ring_outside_delay=ext.ring_outside_delay,
         )
+
+    async def _hunt(self, caller: Party, group: HuntGroupInfo, depth: int) -> Route | Unavailable:
+        """The members to try, free ones only (not busy, not on do-not-disturb, enabled), in
+        the order of the group's algorithm; none free: the group's fallback at once."""
+        company = caller.company_id
+        numbers = [number for number, _ in group.members]
+        extensions = {n: await self.directory.extension(company, n) for n in numbers}
+
+        def free(number: str) -> bool:
+            ext = extensions[number]
+            return (
+                ext is not None
+                and ext.enabled
+                and not ext.do_not_disturb
+                and bool(ext.devices)
+                and not self.is_busy(company, number)
+            )
+
+        algorithm = Algorithm(group.algorithm)
+        last = idle = None
+        if algorithm in (Algorithm.CIRCULAR, Algorithm.UNIFORM_SEQUENTIAL):
+            last = await self.hunt_memory.last_member(company, group.number)
+        elif algorithm is Algorithm.LONGEST_IDLE:
+            idle = await self.hunt_memory.idle_since(company, numbers)
+        order = hunt_order(algorithm, numbers, last=last or "", idle_since=idle, free=free)
+        if not order:
+            return await self.hunt_fallback(caller, group, depth, "no free member")
+        ring_time = dict(group.members)
+        members = []
+        for number in order:
+            ext = extensions[number]
+            assert ext is not None  # free() said so
+            members.append(Member(number, ext.devices))
+        turns = tuple(float(ring_time[n]) for n in order)
+        timeout = max(turns) if algorithm is Algorithm.RING_ALL else sum(turns)
+        return Route(
+            number=group.number,
+            members=tuple(members),
+            ring_mode=algorithm.value,
+            timeout=timeout,
+            extension_key=(company, group.number),
+            hunt=group,
+            turns=turns,
+        )
+
+    async def hunt_fallback(
+        self, caller: Party, group: HuntGroupInfo, depth: int, reason: str
+    ) -> Route | Unavailable:
+        """Where a hunt group's call goes when nobody answers (or nobody is free)."""
+        if depth >= MAX_FORWARDS:
+            return Unavailable("forwarding loop", 482)
+        if group.fallback == "operator":
+            operator = await self.directory.operator_number(caller.company_id)
+            if operator:
+                return await self.route(caller, operator, depth + 1)
+        elif group.fallback == "number" and group.fallback_number:
+            return await self.route(caller, group.fallback_number, depth + 1)
+        elif group.fallback == "voicemail" and group.fallback_number:
+            return Unavailable(reason, 480, voicemail=group.fallback_number)
+        return Unavailable(reason, 480)
 
     async def forward(self, caller: Party, target: str) -> Route | Unavailable:
         """Where a forwarding (busy / no answer) sends the call."""

@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from pbx.engine.attendant import Attendants, PromptCache
 from pbx.engine.auth import Authenticator, FailureTracker
 from pbx.engine.calls import CallManager
 from pbx.engine.commands import Command, Done, execute
 from pbx.engine.dialogs import DialogRequests
 from pbx.engine.directory import Directory
-from pbx.engine.events import EventBus, RegistrationChanged
+from pbx.engine.events import EventBus, ExtensionStateChanged, RegistrationChanged
 from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.operations import CallOperations
@@ -24,12 +25,13 @@ from pbx.engine.presence import Presence
 from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
 from pbx.engine.routing import Party, Router
-from pbx.engine.services import LoopClock, Tasks
+from pbx.engine.services import HuntMemory, LoopClock, MemoryHuntMemory, Tasks
 from pbx.engine.session_timers import SessionTimers
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
 from pbx.engine.watchdog import MediaWatchdog
 from pbx.events import ConsoleFeed
+from pbx.media.announcement import load_for_playback
 from pbx.sip.message import Request, Response, make_response
 from pbx.sip.uri import SipUri
 
@@ -75,8 +77,10 @@ class Engine:
         directory: Directory,
         recorder: CallRecorder | None = None,
         bindings: BindingStore | None = None,
+        hunt_memory: HuntMemory | None = None,
     ) -> None:
         self.config = config
+        self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
         self.directory = directory
         self.recorder: CallRecorder = recorder or MemoryRecorder()
         self.advertise = config.advertise or (
@@ -107,7 +111,7 @@ class Engine:
         self.tasks = Tasks()
         self.clock = LoopClock()
         self.dialogs = DialogIndex()
-        self.router = Router(directory, self.presence.is_busy)
+        self.router = Router(directory, self.presence.is_busy, hunt_memory=self.hunt_memory)
         self.trunks = TrunkManager(directory, self.stack)
         self.calls = CallManager(
             stack=self.stack,
@@ -120,7 +124,17 @@ class Engine:
             tasks=self.tasks,
             dialogs=self.dialogs,
             queue_timeout=config.queue_timeout,
+            hunt_memory=self.hunt_memory,
         )
+        self.attendants = Attendants(
+            self.calls,
+            directory,
+            clock=self.clock,
+            tasks=self.tasks,
+            prompts=PromptCache(lambda path: load_for_playback(path)),
+        )
+        self.events.subscribe(self.attendants.on_event)
+        self.events.subscribe(self._line_idle)
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
         self.desk = OperatorDesk(self.calls, self.operations, directory, self.registrar)
         self.session_timers = SessionTimers(self.calls, stack=self.stack, clock=self.clock)
@@ -133,6 +147,11 @@ class Engine:
         self._watch: asyncio.TimerHandle | None = None
         self.watchdog = MediaWatchdog(config.media_timeout)
         self.running = False
+
+    def _line_idle(self, event: object) -> None:
+        """Tell the hunt memory when an extension's call ends ("longest idle" reads it)."""
+        if isinstance(event, ExtensionStateChanged) and event.state.value == "idle":
+            self.hunt_memory.line_idle(event.company_id, event.number, event.at)
 
     @property
     def sip_port(self) -> int:

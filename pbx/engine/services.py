@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pbx.engine.directory import TrunkInfo
+    from pbx.engine.directory import HuntGroupInfo, TrunkInfo
     from pbx.engine.media import MediaEndpoint
     from pbx.engine.registrar import Binding
     from pbx.engine.routing import Party, Route, Unavailable
@@ -91,11 +91,51 @@ class Routing(Protocol):
 
     async def forward(self, caller: Party, target: str) -> Route | Unavailable: ...
 
+    async def hunt_fallback(
+        self, caller: Party, group: HuntGroupInfo, depth: int, reason: str
+    ) -> Route | Unavailable: ...
+
 
 class TrunkAddresses(Protocol):
     """The carrier's address for a trunk (trunk.py TrunkManager)."""
 
     async def address(self, trunk: TrunkInfo) -> Addr | None: ...
+
+
+class HuntMemory(Protocol):
+    """What the hunt algorithms remember between calls (the member that took a group's last
+    call, when each line became idle), kept where it survives a restart and every node sees
+    it (pbx/hunt_memory.py); `MemoryHuntMemory` for tests."""
+
+    async def last_member(self, company_id: int, group: str) -> str: ...
+
+    async def idle_since(self, company_id: int, numbers: Sequence[str]) -> dict[str, float]: ...
+
+    def took_call(self, company_id: int, group: str, member: str) -> None:
+        """Remember (without waiting) that `member` took a call of `group`."""
+
+    def line_idle(self, company_id: int, number: str, at: float) -> None:
+        """Remember (without waiting) that extension `number` became idle at `at`."""
+
+
+class MemoryHuntMemory:
+    """HuntMemory in a dict: for tests, and for an engine run without a database."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[int, str], str] = {}
+        self.idle: dict[tuple[int, str], float] = {}
+
+    async def last_member(self, company_id: int, group: str) -> str:
+        return self.last.get((company_id, group), "")
+
+    async def idle_since(self, company_id: int, numbers: Sequence[str]) -> dict[str, float]:
+        return {n: self.idle[(company_id, n)] for n in numbers if (company_id, n) in self.idle}
+
+    def took_call(self, company_id: int, group: str, member: str) -> None:
+        self.last[(company_id, group)] = member
+
+    def line_idle(self, company_id: int, number: str, at: float) -> None:
+        self.idle[(company_id, number)] = at
 
 
 class Tasks:

@@ -99,7 +99,13 @@ def operator_of_another_company(username: str = "dave") -> User:
     other = Company.objects.create(name="Other S.r.l.")
     extension = Extension.objects.create(company=other, number="200", display_name="Dave")
     user = User.objects.create_user(username)
-    Membership.objects.create(user=user, company=other, role=Role.OPERATOR, extension=extension)
+    Membership.objects.create(
+        user=user,
+        company=other,
+        role=Role.OPERATOR,
+        extension=extension,
+        must_change_password=False,
+    )
     return user
 
 

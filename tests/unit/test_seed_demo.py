@@ -128,7 +128,27 @@ def test_the_printed_sip_secrets_match_the_devices(var_dir: Path) -> None:
         assert len(secret) >= 16
         assert device.ha1_md5 == ha1(username, device.realm, secret, "MD5")
     saved = json.loads((var_dir / "demo_credentials.json").read_text())
-    assert saved["install_key"] in phones[0][-1]
+    assert {words[-1] for words in phones} == set(saved["secrets"].values())
+
+
+@pytest.mark.django_db
+def test_one_phones_secret_tells_nothing_of_anothers(var_dir: Path) -> None:
+    output = seed_demo()
+
+    secrets = [line.split()[-1] for line in output.splitlines() if " secret " in line]
+    assert len(set(secrets)) == len(secrets)
+    # No common part: the longest run two secrets share is what chance gives (a few letters).
+    first, second = secrets[0], secrets[1]
+    shared = max(
+        (
+            k
+            for k in range(1, len(first) + 1)
+            for i in range(len(first) - k + 1)
+            if first[i : i + k] in second
+        ),
+        default=0,
+    )
+    assert shared <= 4
 
 
 @pytest.mark.django_db

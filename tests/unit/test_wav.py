@@ -1,4 +1,4 @@
-"""WAV reading, writing, format errors and 16 kHz -> 8 kHz resampling."""
+"""WAV reading, writing, format errors and resampling (libsoxr)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from pbx.media import g711
 from pbx.media.tone import dominant_frequency, goertzel, rms, sine
 from pbx.media.wav import (
     WavFormatError,
+    encode_wav_pcm,
     encode_wav_pcm8k,
     load_as_pcm8k,
     parse_wav,
+    resample,
     resample_16k_to_8k,
     write_pcm8k,
 )
@@ -132,10 +134,62 @@ def test_a_16_khz_file_is_resampled_to_8_khz_keeping_its_tone() -> None:
     assert rms(samples) == pytest.approx(rms(tone), rel=0.01)
 
 
-def test_resampling_removes_what_would_alias_and_keeps_the_voice_band() -> None:
-    passband = resample_16k_to_8k(sine(3400, 1.0, rate=16000, amplitude=0.5))
-    assert rms(passband[100:-100]) == pytest.approx(0.5 * 32767 / np.sqrt(2), rel=0.02)
-    # 4.6 kHz would fold to 3.4 kHz: it must be at least 60 dB down.
-    alias = resample_16k_to_8k(sine(4600, 1.0, rate=16000, amplitude=0.5))
-    leaked = goertzel(alias[100:-100], 8000, 3400)
-    assert 10 * np.log10(leaked / (0.5 * 32767) ** 2 * 2) < -60
+def _level_db(samples: np.ndarray, rate: int, freq: float, amplitude: float) -> float:
+    """Level of ``freq`` in ``samples`` relative to a sine of ``amplitude`` (full scale = 1)."""
+    power = goertzel(samples[100:-100], rate, freq)
+    return float(10 * np.log10(max(power, 1e-12) / ((amplitude * 32767) ** 2 / 2)))
+
+
+def test_resampling_keeps_a_1_khz_tone_and_the_voice_band() -> None:
+    for freq in (1000, 3400):
+        out = resample_16k_to_8k(sine(freq, 1.0, rate=16000, amplitude=0.5))
+        assert out.dtype == np.int16
+        assert out.size == 8000
+        assert dominant_frequency(out, 8000) == pytest.approx(freq, abs=0.5)
+        assert _level_db(out, 8000, freq, 0.5) == pytest.approx(0, abs=0.2)
+
+
+@pytest.mark.parametrize(("freq", "folds_to"), [(5000, 3000), (4600, 3400)])
+def test_resampling_removes_what_would_alias(freq: int, folds_to: int) -> None:
+    out = resample_16k_to_8k(sine(freq, 1.0, rate=16000, amplitude=0.5))
+    assert out.size == 8000
+    assert _level_db(out, 8000, folds_to, 0.5) < -60
+    assert rms(out[100:-100]) < 0.5 * 32767 * 10 ** (-60 / 20)
+
+
+@pytest.mark.parametrize(
+    ("rate_in", "rate_out", "count", "expected"),
+    [(16000, 8000, 16000, 8000), (22050, 16000, 22050, 16000), (8000, 16000, 801, 1602)],
+)
+def test_general_resampling_gives_the_right_length_and_keeps_the_tone(
+    rate_in: int, rate_out: int, count: int, expected: int
+) -> None:
+    tone = sine(1000, count / rate_in, rate=rate_in, amplitude=0.5)[:count]
+    out = resample(tone, rate_in, rate_out)
+    assert out.dtype == np.int16
+    assert out.size == expected
+    assert dominant_frequency(out, rate_out) == pytest.approx(1000, abs=2)
+    assert rms(out[100:-100]) == pytest.approx(rms(tone[100:-100]), rel=0.02)
+
+
+def test_resampling_edge_cases() -> None:
+    assert resample(np.zeros(0, dtype=np.int16), 16000, 8000).size == 0
+    same = np.array([1, -2, 3], dtype=np.int16)
+    assert np.array_equal(resample(same, 8000, 8000), same)
+    # A full-scale 500 Hz square wave overshoots when filtered: clipped, not wrapped around.
+    square = np.where(np.arange(16000) // 16 % 2, -32768, 32767).astype(np.int16)
+    clipped = resample(square, 16000, 8000)
+    assert (clipped.max(), clipped.min()) == (32767, -32768)
+    inside = np.arange(96, 7900)
+    inside = inside[inside % 8 != 0]  # away from the edges of each half period
+    assert np.array_equal(np.sign(clipped[inside]), np.sign(square[2 * inside]))
+    with pytest.raises(ValueError, match="positive"):
+        resample(same, 0, 8000)
+    with pytest.raises(ValueError, match="mono"):
+        resample(np.zeros((4, 2), dtype=np.int16), 16000, 8000)
+
+
+def test_a_16_khz_pcm_file_can_be_written() -> None:
+    data = encode_wav_pcm(np.array([4, -4], dtype=np.int16), 16000)
+    assert data == make_wav(struct.pack("<2h", 4, -4), rate=16000)
+    assert parse_wav(data).rate == 16000

@@ -114,6 +114,18 @@ class Extension(models.Model):
     ring_mode = models.CharField(
         _("ring mode"), max_length=10, choices=RingMode.choices, default=RingMode.ALL
     )
+    ring_outside = models.CharField(
+        _("also ring an outside number"),
+        max_length=24,
+        blank=True,
+        help_text=_("0 and the number (a mobile), rung with the devices after a delay."),
+    )
+    ring_outside_delay = models.PositiveSmallIntegerField(
+        _("after (s)"), default=10, help_text=_("Seconds of ringing before it rings too.")
+    )
+    enabled = models.BooleanField(
+        _("enabled"), default=True, help_text=_("A disabled extension neither rings nor calls.")
+    )
 
     class Meta:
         verbose_name = _("extension")
@@ -135,6 +147,12 @@ class Extension(models.Model):
                 raise ValidationError({field: _("An extension cannot forward to itself.")})
         if self.site_id and self.site.company_id != self.company_id:
             raise ValidationError({"site": _("The site belongs to another company.")})
+        if self.ring_outside and not self.ring_outside.isdigit():
+            raise ValidationError({"ring_outside": _("An outside number is digits only.")})
+        if self.company_id:
+            from pbx.models.reception import check_number_free
+
+            check_number_free(self.company, self.number, self)
 
 
 class Role(models.TextChoices):
@@ -175,6 +193,9 @@ class Membership(models.Model):
     unmonitored = models.ManyToManyField(
         Extension, blank=True, related_name="+", verbose_name=_("extensions not monitored")
     )
+    # The first login of every user asks for a new password (SPEC E1): whoever set the first
+    # one (an administrator, the demo) knows it.
+    must_change_password = models.BooleanField(_("must change password"), default=True)
 
     class Meta:
         verbose_name = _("member")
@@ -284,9 +305,11 @@ class Trunk(models.Model):
 
 
 class DidTarget(models.TextChoices):
-    """Where a company number goes. Hunt groups and multiselection come later."""
+    """Where a company number goes."""
 
     EXTENSION = "extension", _("Extension")
+    HUNT_GROUP = "hunt_group", _("Hunt group")
+    MULTISELECTION = "multiselection", _("Multiselection")
     OPERATOR = "operator", _("Operator queue")
 
 
@@ -310,6 +333,22 @@ class Did(models.Model):
         related_name="dids",
         verbose_name=_("extension"),
     )
+    hunt_group = models.ForeignKey(
+        "HuntGroup",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="dids",
+        verbose_name=_("hunt group"),
+    )
+    multiselection = models.ForeignKey(
+        "Multiselection",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="dids",
+        verbose_name=_("Multiselection"),
+    )
 
     class Meta:
         verbose_name = _("company number (DID)")
@@ -321,6 +360,16 @@ class Did(models.Model):
     def clean(self) -> None:
         if self.target_kind == DidTarget.EXTENSION and self.extension_id is None:
             raise ValidationError({"extension": _("Choose the extension this number rings.")})
+        if self.target_kind == DidTarget.HUNT_GROUP and self.hunt_group_id is None:
+            raise ValidationError({"hunt_group": _("Choose the hunt group this number rings.")})
+        if self.target_kind == DidTarget.MULTISELECTION and self.multiselection_id is None:
+            raise ValidationError(
+                {"multiselection": _("Choose the Multiselection that answers this number.")}
+            )
+        company_id = self.trunk.company_id
+        for target in (self.hunt_group, self.multiselection):
+            if target is not None and target.company_id != company_id:
+                raise ValidationError(_("The target belongs to another company."))
         if self.target_kind == DidTarget.OPERATOR and not self.trunk.company.operator_number:
             raise ValidationError(
                 {"target_kind": _("The company has no operator number: give it one first.")}
