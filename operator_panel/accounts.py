@@ -15,6 +15,7 @@ from pbx.models import Membership, Role
 # Named URLs once the console and the end-user portal exist; literal paths until then.
 CONSOLE_PATH = "/console/"
 PORTAL_PATH = "/me/"
+MANAGE_PATH = "/manage/"
 
 
 # A safe `next` wins (LoginView checks its host and scheme); otherwise LOGIN_REDIRECT_URL, the
@@ -28,6 +29,8 @@ def landing(request: HttpRequest) -> HttpResponse:
     """Send a logged-in user where their role works: console, own portal or admin."""
     membership = Membership.objects.filter(user=request.user).first()
     if membership is not None:
+        if membership.role == Role.ADMINISTRATOR:
+            return redirect(MANAGE_PATH)
         if membership.runs_the_console:
             return redirect(CONSOLE_PATH)
         if membership.role == Role.END_USER:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "stats",
     "contacts",
     "operator_panel",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "operator_panel.password_gate.PasswordGate",
 ]
 
 ROOT_URLCONF = "operator_panel.urls"
@@ -102,6 +104,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context.sections",
             ],
         },
     },

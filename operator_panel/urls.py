@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from operator_panel import accounts, console, views
+from operator_panel import accounts, console, password_gate, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("login/", accounts.login, name="login"),
     path("logout/", accounts.logout, name="logout"),
     path("start/", accounts.landing, name="landing"),
+    path("password/", password_gate.change_password, name="change-password"),
+    path("manage/", include("portal.urls")),
     path("console/", console.board, name="console"),
     path("console/counters/", console.counters, name="console-counters"),
     path("console/monitoring/<str:number>/", console.monitoring, name="console-monitoring"),

@@ -27,10 +27,10 @@ def test_alice_the_operator_lands_on_the_console(client: Client, alice: User) ->
     assert client.session["_auth_user_id"] == str(alice.pk)
 
 
-def test_carol_the_administrator_lands_on_the_console_too(client: Client, carol: User) -> None:
+def test_carol_the_administrator_lands_on_the_administration(client: Client, carol: User) -> None:
     client.force_login(carol)
 
-    assert client.get("/start/").url == "/console/"
+    assert client.get("/start/").url == "/manage/"
 
 
 def test_bob_the_end_user_lands_on_his_own_page(client: Client, bob: User) -> None:

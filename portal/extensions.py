@@ -1,0 +1,7 @@
+"""Placeholder: this part of the portal is being built."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
