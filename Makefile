@@ -10,6 +10,7 @@ DEV_STAMP := $(VENV)/.installed-requirements-dev
 .PHONY: run test lint bench bench-compare clean setup setup-dev
 
 run: setup
+	scripts/install_runtime_tools.sh
 	@# The SQLite file of the embedded default lives there; SQLite will not create the folder.
 	mkdir -p "$${CENTRALINO_VAR:-var}"
 	$(PY) manage.py migrate --noinput
@@ -18,6 +19,7 @@ run: setup
 	$(PY) manage.py serve
 
 test: setup-dev
+	scripts/install_runtime_tools.sh
 	scripts/install_test_peers.sh
 	scripts/ensure_services.sh
 	$(PY) -m ruff check .

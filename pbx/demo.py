@@ -3,8 +3,8 @@
 Demo S.r.l. (Europe/Rome), sites Milano and Roma, the operator phone 200 "Centralino" and
 extensions 201-205 with one device each (SIP username = number), the web users admin
 (superuser), alice (operator) and bob (end user), and the trunk "Carrier demo" to
-127.0.0.1:5070/udp bringing 0212345678 (to 200) and 0298765432 (to 201). The demo hunt group
-and multiselection are added here when those models arrive with their issues.
+127.0.0.1:5070/udp bringing 0212345678 (to 200) and 0298765432 (to 201), and the reception of
+pbx/demo_reception.py: hunt groups 600 and 610 and the Multiselection 700 with spoken menus.
 
 The database keeps only digest HA1 values, so the secrets and passwords are drawn once per
 install and kept in ``var/demo_credentials.json``: every start prints them again from there.
@@ -27,6 +27,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from pbx.actions import add_extension
+from pbx.demo_reception import seed_reception
 from pbx.models import (
     Company,
     Device,
@@ -113,6 +114,7 @@ class SeedResult:
     # (number, name, username, secret or CHANGED)
     phones: list[tuple[str, str, str, str]] = field(default_factory=list)
     reason: str = ""
+    spoken: bool = True  # the demo menus speak (espeak-ng was there), or they are tones
 
 
 def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
@@ -128,6 +130,9 @@ def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
         _trunk(company, result)
         for username, role, number in USERS:
             _user(company, username, role, number, credentials, result)
+        reception = seed_reception(company)
+        result.created.extend(reception.created)
+        result.spoken = reception.spoken
     return result
 
 

@@ -23,6 +23,16 @@ def fast_password_hasher() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def announcements_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Announcement files written by tests (uploads, the demo's speech) never reach var/."""
+    folder = tmp_path_factory.mktemp("announcements")
+    with override_settings(CENTRALINO_ANNOUNCEMENTS_DIR=folder):
+        yield
+
+
 @pytest.fixture
 def company(db: None) -> Company:
     """A company with no sites or extensions yet."""

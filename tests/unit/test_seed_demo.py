@@ -12,7 +12,19 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from pbx import demo
-from pbx.models import Company, Device, Did, Extension, Membership, Role, Trunk
+from pbx.media.announcement import check_announcement
+from pbx.models import (
+    Announcement,
+    Company,
+    Device,
+    Did,
+    Extension,
+    HuntGroup,
+    Membership,
+    Multiselection,
+    Role,
+    Trunk,
+)
 from pbx.sip.digest import ha1
 
 
@@ -89,6 +101,7 @@ def test_it_seeds_the_demo_company() -> None:
     )
     assert sorted(Did.objects.values_list("number", "target_kind", "extension__number")) == [
         ("0212345678", "operator", None),
+        ("0212345700", "multiselection", None),
         ("0298765432", "extension", "201"),
     ]
     assert Company.objects.get().operator_number == "9"
@@ -196,3 +209,25 @@ def test_it_leaves_a_database_with_other_companies_alone(company: Company) -> No
     assert "Demo not seeded" in output
     assert list(Company.objects.all()) == [company]
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_demo_reception_is_ready_to_try() -> None:
+    seed_demo()
+
+    sales = HuntGroup.objects.get(number="600")
+    assert [m.extension.number for m in sales.members.all()] == ["201", "202", "203"]
+    assert HuntGroup.objects.get(number="610").algorithm == "ring_all"
+    attendant = Multiselection.objects.get(number="700")
+    main = attendant.menus.get(name="Benvenuto")
+    assert {k.key: k.action for k in main.keys.all()} == {
+        "1": "hunt_group",
+        "2": "menu",
+        "0": "operator",
+        "#": "replay",
+        "timeout": "operator",
+    }
+    assert attendant.periods.count() == 5
+    assert attendant.default_menu is not None
+    for announcement in Announcement.objects.all():
+        check_announcement(announcement.path.read_bytes())  # a valid file, in one of the formats

@@ -24,7 +24,8 @@ class Command(BaseCommand):
         sip = f"{settings.CENTRALINO_BIND}:{settings.CENTRALINO_SIP_PORT}"
         self.stdout.write("")
         self.stdout.write(
-            f"Web logins ({web}/login/: the operator lands on the console, {web}/console/):"
+            f"Web logins ({web}/login/: the operator lands on the console, the administrator"
+            f" on {web}/manage/; the first login asks for a new password):"
         )
         for username, role, password in result.logins:
             self.stdout.write(f"  {username:<8} {password:<24} {role}")
@@ -40,5 +41,11 @@ class Command(BaseCommand):
             f"Try the console: register a phone as {demo.OPERATOR_EXTENSION} (the operator's, set"
             f" to answer automatically), log in as alice, and call {demo.OPERATOR_NUMBER} from"
             " another phone."
+        )
+        self.stdout.write(
+            "Try the reception: dial 700 for the Multiselection"
+            + (" (spoken menus)" if result.spoken else " (tones: install espeak-ng for speech)")
+            + ", 600 for the hunt group Vendite (201-203 in turn), 610 for Assistenza (204 and"
+            " 205 together)."
         )
         self.stdout.write("")
