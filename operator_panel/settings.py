@@ -186,6 +186,8 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = False
+# The workers log through LOGGING above (UTC, one format), not Celery's own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Telephony ------------------------------------------------------------------------------
 CENTRALINO_BIND = os.getenv("CENTRALINO_BIND", "127.0.0.1")
@@ -252,7 +254,12 @@ CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "a
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "operator_panel.logs.UtcFormatter",
+            "format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {

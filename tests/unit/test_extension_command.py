@@ -71,10 +71,29 @@ def test_list_shows_numbers_names_sites_and_usernames(company: Company) -> None:
 
     lines = run("list").splitlines()
 
-    assert len(lines) == 2
-    assert lines[0].split()[:3] == ["201", "Mario", "Rossi"]
-    assert "Milano" in lines[0] and lines[0].endswith("201")
-    assert lines[1].startswith("204") and lines[1].endswith("204")
+    assert lines[0].split() == ["NUMBER", "NAME", "SITE", "DND", "FORWARDING", "PHONES"]
+    assert len(lines) == 3
+    assert lines[1].split()[:3] == ["201", "Mario", "Rossi"]
+    assert "Milano" in lines[1] and lines[1].endswith("201")
+    assert lines[2].startswith("204") and lines[2].endswith("204")
+
+
+def test_list_shows_do_not_disturb_and_forwarding(company: Company) -> None:
+    run("add", "201", "--name", "Mario")
+    run("add", "202", "--name", "Giulia")
+    run("add", "203", "--name", "Luca")
+    Extension.objects.filter(number="201").update(do_not_disturb=True, forward_always="202")
+    Extension.objects.filter(number="202").update(forward_busy="203", forward_no_answer="201")
+
+    lines = run("list").splitlines()
+    header = lines[0]
+    dnd, forwarding = header.index("DND"), header.index("FORWARDING")
+
+    assert lines[1][dnd:forwarding].strip() == "on"
+    assert lines[1][forwarding:].startswith("always 202")
+    assert lines[2][dnd:forwarding].strip() == "-"
+    assert lines[2][forwarding:].startswith("busy 203, no answer 201")
+    assert lines[3][forwarding:].startswith("-")
 
 
 def test_remove_deletes_the_extension_and_its_devices(company: Company) -> None:

@@ -97,10 +97,15 @@ class Command(BaseCommand):
             .select_related("site")
             .prefetch_related("devices")
         )
+        line = "{:<7} {:<24} {:<12} {:<4} {:<22} {}"
+        self.stdout.write(line.format("NUMBER", "NAME", "SITE", "DND", "FORWARDING", "PHONES"))
         for ext in rows:
             users = ", ".join(d.username for d in ext.devices.all()) or "-"
             site = ext.site.name if ext.site else "-"
-            self.stdout.write(f"{ext.number:<7} {ext.display_name:<30} {site:<15} {users}")
+            dnd = "on" if ext.do_not_disturb else "-"
+            self.stdout.write(
+                line.format(ext.number, ext.display_name, site, dnd, _forwarding(ext), users)
+            )
 
     def _set(self, company: Company, options: dict[str, Any]) -> None:
         changes = {
@@ -122,6 +127,18 @@ class Command(BaseCommand):
     def _remove(self, company: Company, options: dict[str, Any]) -> None:
         remove_extension(company, options["number"])
         self.stdout.write(f"Extension {options['number']} removed.")
+
+
+def _forwarding(ext: Extension) -> str:
+    """What an extension forwards, shortly: "always 202", "busy 203, no answer 204" or "-"."""
+    if ext.forward_always:
+        return f"always {ext.forward_always}"
+    parts = [
+        f"{label} {target}"
+        for label, target in (("busy", ext.forward_busy), ("no answer", ext.forward_no_answer))
+        if target
+    ]
+    return ", ".join(parts) or "-"
 
 
 def _messages(error: ValidationError) -> list[str]:
