@@ -51,3 +51,23 @@ def console_command(data: dict[str, Any]) -> dict[str, Any]:
 def engine_status() -> dict[str, Any]:
     """The status of the engine of this node: node, SIP port, and what the engine reports."""
     return worker.call_engine(worker.describe, timeout=5)
+
+
+@shared_task(name="pbx.blocked_sources", **CONTROL_OPTIONS)
+def blocked_sources() -> dict[str, Any]:
+    """The SIP sources this node's engine blocks now, and its rule (pbx/security.py)."""
+    from pbx.security import listing
+
+    return worker.call_engine(listing, timeout=5)
+
+
+@shared_task(name="pbx.unblock_source", **CONTROL_OPTIONS)
+def unblock_source(ip: str, by: str = "") -> bool:
+    """Let `ip` (checked: an IP address, else ValueError) in again on this node's engine;
+    False when it was not blocked. `by` names the administrator in the log line."""
+    from pbx.security import checked_ip, unblocking
+
+    async def unblock(engine: Any) -> bool:
+        return await unblocking(engine, checked_ip(ip), str(by))
+
+    return worker.call_engine(unblock, timeout=5)

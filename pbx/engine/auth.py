@@ -6,9 +6,11 @@ work, so that accounts cannot be enumerated.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pbx.engine.directory import DeviceInfo, Directory
 from pbx.sip import digest
@@ -27,19 +29,31 @@ class AuthOutcome:
     failed: bool = False  # credentials were given and were wrong (or unknown)
 
 
+# One line per block and per unblock, for the operator and for fail2ban (the IP after "source").
+security_log = logging.getLogger("pbx.security")
+
+
+class BlockedSource(NamedTuple):
+    """A blocked source, as `FailureTracker.blocked()` lists it: (ip, seconds_left, failures)."""
+
+    ip: str
+    seconds_left: float
+    failures: int  # failed authentications that led to the block
+
+
 class FailureTracker:
     """Counts authentication failures per source IP; blocks one that passes the limit."""
 
     def __init__(self, limit: int, window: float, block_for: float) -> None:
         self.limit, self.window, self.block_for = limit, window, block_for
         self._failures: dict[str, deque[float]] = {}
-        self._blocked: dict[str, float] = {}
+        self._blocked: dict[str, tuple[float, int]] = {}  # ip -> (until, failures)
 
     def is_blocked(self, ip: str, now: float) -> bool:
-        until = self._blocked.get(ip)
-        if until is None:
+        block = self._blocked.get(ip)
+        if block is None:
             return False
-        if now >= until:
+        if now >= block[0]:
             del self._blocked[ip]
             return False
         return True
@@ -54,11 +68,39 @@ class FailureTracker:
         while times and times[0] < now - self.window:
             times.popleft()
         if len(times) >= self.limit:
-            self._blocked[ip] = now + self.block_for
+            already = self.is_blocked(ip, now)  # a carrier's address is served while blocked
+            self._blocked[ip] = (now + self.block_for, len(times))
             del self._failures[ip]
+            if not already:
+                security_log.warning(
+                    "blocked SIP source %s for %d s after %d failed authentications",
+                    ip,
+                    round(self.block_for),
+                    len(times),
+                )
 
     def succeeded(self, ip: str) -> None:
         self._failures.pop(ip, None)
+
+    def blocked(self, now: float) -> list[BlockedSource]:
+        """The sources blocked at `now`, the first to be let in again first."""
+        for ip in [ip for ip, (until, _) in self._blocked.items() if now >= until]:
+            del self._blocked[ip]
+        blocks = sorted(self._blocked.items(), key=lambda item: item[1])
+        return [BlockedSource(ip, until - now, failures) for ip, (until, failures) in blocks]
+
+    def unblock(self, ip: str, by: str = "") -> bool:
+        """Let `ip` in again at once; False when it was not blocked.
+
+        Args:
+            by: who asked (an administrator's username), for the log line.
+        """
+        if self._blocked.pop(ip, None) is None:
+            return False
+        self._failures.pop(ip, None)
+        who = f" by administrator {by}" if by else ""
+        security_log.warning("unblocked SIP source %s%s", ip, who)
+        return True
 
 
 class NonceCounts:
