@@ -48,6 +48,7 @@ class Snapshot:
     trunks: list[TrunkInfo] = field(default_factory=list)
     operator_numbers: dict[int, str] = field(default_factory=dict)
     operators: dict[int, frozenset[str]] = field(default_factory=dict)
+    administrators: dict[int, frozenset[str]] = field(default_factory=dict)
     hunt_groups: dict[tuple[int, str], HuntGroupInfo] = field(default_factory=dict)
     attendants: dict[tuple[int, str], AttendantInfo] = field(default_factory=dict)
 
@@ -105,12 +106,18 @@ def load_snapshot(version: int) -> Snapshot:
     for company_id, number in Company.objects.values_list("id", "operator_number"):
         if number:
             snap.operator_numbers[company_id] = number
+    # Operators' phones pick up the queue; administrators' phones record announcements.
     operators: dict[int, set[str]] = {}
-    for company_id, number in Membership.objects.filter(
-        role=Role.OPERATOR, extension__isnull=False
-    ).values_list("company_id", "extension__number"):
-        operators.setdefault(company_id, set()).add(number)
+    administrators: dict[int, set[str]] = {}
+    for company_id, number, role in Membership.objects.filter(
+        role__in=(Role.OPERATOR, Role.ADMINISTRATOR), extension__isnull=False
+    ).values_list("company_id", "extension__number", "role"):
+        found = operators if role == Role.OPERATOR else administrators
+        found.setdefault(company_id, set()).add(number)
     snap.operators = {company_id: frozenset(numbers) for company_id, numbers in operators.items()}
+    snap.administrators = {
+        company_id: frozenset(numbers) for company_id, numbers in administrators.items()
+    }
     for group in HuntGroup.objects.prefetch_related("members__extension"):
         snap.hunt_groups[(group.company_id, group.number)] = HuntGroupInfo(
             group.company_id,
@@ -224,6 +231,9 @@ class OrmDirectory:
 
     async def operator_extensions(self, company_id: int) -> frozenset[str]:
         return (await self._latest()).operators.get(company_id, frozenset())
+
+    async def administrator_extensions(self, company_id: int) -> frozenset[str]:
+        return (await self._latest()).administrators.get(company_id, frozenset())
 
     async def hunt_group(self, company_id: int, number: str) -> HuntGroupInfo | None:
         return (await self._latest()).hunt_groups.get((company_id, number))

@@ -240,7 +240,7 @@ class Attendants:
         async def route() -> None:
             caller = call.caller
             if voicemail:
-                self.calls.unavailable(call, f"voicemail of {number} from a menu")
+                self.calls.unavailable(call, "voicemail from a menu", voicemail=number)
                 return
             target = number
             if operator:

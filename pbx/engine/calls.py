@@ -101,9 +101,11 @@ class CallManager:
         self.leg_call: dict[int, Call] = {}  # leg id -> its call
         self.setups: dict[Any, SetupState] = {}  # server transaction key -> set-up state
         self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
-        # Who answers a call routed to a Multiselection (attendant.py sets it); without one
-        # the number is unavailable.
+        # Who answers a call routed to a Multiselection (attendant.py sets it), and an
+        # administrator's call to record an announcement (announcement_recorder.py); without
+        # them the number is unavailable.
         self.on_attendant: Callable[[Call, Route], None] | None = None
+        self.on_record_announcement: Callable[[Call, Route], None] | None = None
 
     @property
     def advertise(self) -> str:
@@ -242,7 +244,7 @@ class CallManager:
         """
         while call.state is CallState.ROUTING:
             if isinstance(route, Unavailable):
-                self.unavailable(call, route.reason, route.status)
+                self.unavailable(call, route.reason, route.status, voicemail=route.voicemail)
                 return
             call.route = route
             if route.operator:
@@ -257,10 +259,18 @@ class CallManager:
                 else:
                     self.on_attendant(call, route)
                 return
+            if route.record_announcement:
+                if self.on_record_announcement is None or not call.a.unanswered:
+                    self.unavailable(call, "no announcement recording here", Status.NOT_FOUND)
+                else:
+                    self.on_record_announcement(call, route)
+                return
             result = await self._ring(call, route)
             if result is None:
                 return
-            if call.state is not CallState.RINGING:
+            # Still ROUTING: nothing could ring (a hunt group without a registered phone).
+            rang = call.state is CallState.RINGING
+            if not rang and (call.state is not CallState.ROUTING or result.leg is not None):
                 if result.leg is not None:  # it answered as the call ended or was answered
                     self.dialogs.remove(result.leg)
                     result.leg.hangup()
@@ -270,9 +280,11 @@ class CallManager:
                 self._answered(call, result.leg)
                 return
             following = await self._after(call, route, result)
-            if following is None or call.state is not CallState.RINGING:
+            still = CallState.RINGING if rang else CallState.ROUTING
+            if following is None or call.state is not still:  # ended or answered meanwhile
                 return
-            call.move(CallState.ROUTING)
+            if rang:
+                call.move(CallState.ROUTING)
             route = following
 
     def _queue(self, call: Call) -> None:
@@ -360,16 +372,16 @@ class CallManager:
                 presented = Party(presented.company_id, trunk.caller_id, presented.name)
         else:
             targets = member_targets(route.members, self.contacts, self.stack)
-            if not targets:
-                if route.hunt is not None:
-                    return RingResult(RingEnd.REFUSED, status=Status.UNAVAILABLE)
-                self.unavailable(call, "unreachable")
-                return None
             if route.hunt is not None:
+                if not targets:  # no member's phone is registered: the group's fallback
+                    return RingResult(RingEnd.REFUSED, status=Status.UNAVAILABLE)
                 strategy = _hunt_strategy(route, targets)
             else:
                 outside = await self._outside_target(call, route)
                 if call.state is not CallState.ROUTING:
+                    return None
+                if not targets and outside is None:
+                    self.unavailable(call, "unreachable")
                     return None
                 strategy = strategy_for(
                     route.ring_mode,
@@ -479,15 +491,22 @@ class CallManager:
     ) -> MediaEndpoint:
         """The PBX answers the caller itself: returns the media endpoint to play to and record
         from (voicemail, the auto-attendant: `state` ATTENDANT); its key presses are
-        `DigitPressed` events."""
-        if call.state not in (CallState.ROUTING, CallState.RINGING) or not call.a.unanswered:
+        `DigitPressed` events.
+
+        A caller the PBX already answered (a menu sent it on, and what it reached forwards to
+        a menu again) is taken as it is: no second 200."""
+        a = call.a
+        answered_by_us = call.kind is CallKind.NEW and call.b is None and not a.ended
+        if call.state not in (CallState.ROUTING, CallState.RINGING) or not (
+            a.unanswered or answered_by_us
+        ):
             raise RuntimeError(f"call {call.id} cannot be answered locally: {call.state.value}")
         if call.ringer is not None:
             call.ringer.stop()
-        a = call.a
-        self.pending_invites.pop(a.server_key, None)
-        a.respond(200, body=local_sdp(self.advertise, a), headers=_session_headers(a))
-        self.dialogs.add(a)
+        if a.unanswered:
+            self.pending_invites.pop(a.server_key, None)
+            a.respond(200, body=local_sdp(self.advertise, a), headers=_session_headers(a))
+            self.dialogs.add(a)
         call.answered_by = by
         call.move(state)
         if state is CallState.ANSWERED:
@@ -496,12 +515,17 @@ class CallManager:
 
     # --- ending ----------------------------------------------------------------------------
 
-    def unavailable(self, call: Call, reason: str, status: int = Status.UNAVAILABLE) -> None:
+    def unavailable(
+        self, call: Call, reason: str, status: int = Status.UNAVAILABLE, *, voicemail: str = ""
+    ) -> None:
         """THE voicemail hook: no answer, busy, do-not-disturb, unreachable.
 
-        Voicemail arrives in a later issue; until then the caller gets `status` (480, or 486
-        when busy) and the call ends.
+        `voicemail` names the extension whose voicemail should take the call when the
+        route said so (a hunt group's fallback, a menu key). Voicemail arrives in a later
+        issue; until then the caller gets `status` (480, or 486 when busy) and the call ends.
         """
+        if voicemail:
+            log.info("call %s: for the voicemail of %s (none yet)", call.id[:8], voicemail)
         self._end_unanswered(call, status, reason)
 
     def _end_unanswered(self, call: Call, status: int, reason: str) -> None:

@@ -145,6 +145,11 @@ class Directory(Protocol):
         """The extensions of the company's operators: their phones pick up the queue."""
         ...
 
+    async def administrator_extensions(self, company_id: int) -> frozenset[str]:
+        """The extensions of the company's administrators: their phones may record
+        announcements."""
+        ...
+
     async def hunt_group(self, company_id: int, number: str) -> HuntGroupInfo | None: ...
 
     async def attendant(self, company_id: int, number: str) -> AttendantInfo | None: ...
@@ -160,6 +165,7 @@ class MemoryDirectory:
     trunk_list: list[TrunkInfo] = field(default_factory=list)
     operator_numbers: dict[int, str] = field(default_factory=dict)
     operators: dict[int, frozenset[str]] = field(default_factory=dict)
+    administrators: dict[int, frozenset[str]] = field(default_factory=dict)
     hunt_groups: dict[tuple[int, str], HuntGroupInfo] = field(default_factory=dict)
     attendants: dict[tuple[int, str], AttendantInfo] = field(default_factory=dict)
 
@@ -183,6 +189,9 @@ class MemoryDirectory:
 
     async def operator_extensions(self, company_id: int) -> frozenset[str]:
         return self.operators.get(company_id, frozenset())
+
+    async def administrator_extensions(self, company_id: int) -> frozenset[str]:
+        return self.administrators.get(company_id, frozenset())
 
     async def hunt_group(self, company_id: int, number: str) -> HuntGroupInfo | None:
         return self.hunt_groups.get((company_id, number))

@@ -114,7 +114,10 @@ def strategy_for(
 ) -> RingStrategy:
     """The strategy of an extension's ring mode ("all" or "in_order") over its `count`
     devices; with `extra`, target `count` is an outside number that rings too: after
-    `extra_delay` seconds with the others, or as the last in order."""
+    `extra_delay` seconds with the others, or as the last in order; with no device to
+    ring (none registered), at once."""
+    if count == 0:
+        return RingAll(1 if extra else 0)
     if ring_mode == "in_order" and count + extra > 1:
         return RingInOrder.sharing(count + extra, timeout)
     if extra:

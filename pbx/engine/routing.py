@@ -50,6 +50,7 @@ class Route:
     hunt: HuntGroupInfo | None = None  # a hunt group: `members` in the order to try...
     turns: tuple[float, ...] = ()  # ...each for its ring time
     attendant: AttendantInfo | None = None  # a Multiselection answers the call itself
+    record_announcement: bool = False  # an administrator's phone records an announcement
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +69,20 @@ class Router:
         is_busy: Callable[[int, str], bool],
         trunk_timeout: float = 90,
         hunt_memory: HuntMemory | None = None,
+        record_code: str = "",
     ) -> None:
         self.directory = directory
         self.is_busy = is_busy
         self.trunk_timeout = trunk_timeout
         self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
+        self.record_code = record_code  # the feature code that records an announcement ("": off)
 
     async def route(self, caller: Party, dialled: str, depth: int = 0) -> Route | Unavailable:
         """Resolve a number dialled by `caller` within its company."""
         if depth > MAX_FORWARDS:
             return Unavailable("forwarding loop", 482)
+        if self.record_code and dialled == self.record_code and depth == 0:
+            return await self._record_announcement(caller, dialled)
         if not dialled or not dialled.isdigit():
             return Unavailable("not a number", 404)
         trunk = await self.directory.outbound_trunk(caller.company_id)
@@ -127,6 +132,14 @@ class Router:
             ring_outside=ext.ring_outside,
             ring_outside_delay=ext.ring_outside_delay,
         )
+
+    async def _record_announcement(self, caller: Party, dialled: str) -> Route | Unavailable:
+        """The feature code that records an announcement: for administrators' phones only."""
+        if not caller.device:
+            return Unavailable("announcements are recorded from a phone", 403)
+        if caller.number not in await self.directory.administrator_extensions(caller.company_id):
+            return Unavailable("only administrators record announcements", 403)
+        return Route(number=dialled, record_announcement=True)
 
     async def _hunt(self, caller: Party, group: HuntGroupInfo, depth: int) -> Route | Unavailable:
         """The members to try, free ones only (not busy, not on do-not-disturb, enabled), in

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from pbx.engine.announcement_recorder import AnnouncementRecorder
 from pbx.engine.attendant import Attendants, PromptCache
 from pbx.engine.auth import Authenticator, FailureTracker
 from pbx.engine.calls import CallManager
 from pbx.engine.commands import Command, Done, execute
 from pbx.engine.dialogs import DialogRequests
 from pbx.engine.directory import Directory
-from pbx.engine.events import EventBus, ExtensionStateChanged, RegistrationChanged
+from pbx.engine.events import EventBus, RegistrationChanged
 from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.operations import CallOperations
@@ -25,7 +26,15 @@ from pbx.engine.presence import Presence
 from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
 from pbx.engine.routing import Party, Router
-from pbx.engine.services import HuntMemory, LoopClock, MemoryHuntMemory, Tasks
+from pbx.engine.services import (
+    AnnouncementStore,
+    HuntMemory,
+    IdleLines,
+    LoopClock,
+    MemoryAnnouncementStore,
+    MemoryHuntMemory,
+    Tasks,
+)
 from pbx.engine.session_timers import SessionTimers
 from pbx.engine.stack import SipStack
 from pbx.engine.trunk import TrunkManager
@@ -66,6 +75,12 @@ class EngineConfig:
     media_timeout: float = 60
     # Seconds a call waits in the operator queue before it goes where unanswered calls go.
     queue_timeout: float = 300
+    # Where announcements recorded by phone are written (the portal's announcements folder);
+    # None: recording by phone is off, and its code is not a number.
+    announcements_dir: str | None = None
+    # What an administrator's phone dials to record an announcement, and the longest take.
+    record_announcement_code: str = "*55"
+    record_announcement_seconds: float = 120
 
 
 class Engine:
@@ -78,6 +93,7 @@ class Engine:
         recorder: CallRecorder | None = None,
         bindings: BindingStore | None = None,
         hunt_memory: HuntMemory | None = None,
+        announcements: AnnouncementStore | None = None,
     ) -> None:
         self.config = config
         self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
@@ -111,7 +127,13 @@ class Engine:
         self.tasks = Tasks()
         self.clock = LoopClock()
         self.dialogs = DialogIndex()
-        self.router = Router(directory, self.presence.is_busy, hunt_memory=self.hunt_memory)
+        recording = config.announcements_dir is not None
+        self.router = Router(
+            directory,
+            self.presence.is_busy,
+            hunt_memory=self.hunt_memory,
+            record_code=config.record_announcement_code if recording else "",
+        )
         self.trunks = TrunkManager(directory, self.stack)
         self.calls = CallManager(
             stack=self.stack,
@@ -134,7 +156,17 @@ class Engine:
             prompts=PromptCache(lambda path: load_for_playback(path)),
         )
         self.events.subscribe(self.attendants.on_event)
-        self.events.subscribe(self._line_idle)
+        self.events.subscribe(IdleLines(self.hunt_memory).on_event)
+        self.announcements: AnnouncementStore = announcements or MemoryAnnouncementStore()
+        if config.announcements_dir is not None:
+            recorder_by_phone = AnnouncementRecorder(
+                self.calls,
+                self.announcements,
+                folder=config.announcements_dir,
+                tasks=self.tasks,
+                max_seconds=config.record_announcement_seconds,
+            )
+            self.events.subscribe(recorder_by_phone.on_event)
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
         self.desk = OperatorDesk(self.calls, self.operations, directory, self.registrar)
         self.session_timers = SessionTimers(self.calls, stack=self.stack, clock=self.clock)
@@ -147,11 +179,6 @@ class Engine:
         self._watch: asyncio.TimerHandle | None = None
         self.watchdog = MediaWatchdog(config.media_timeout)
         self.running = False
-
-    def _line_idle(self, event: object) -> None:
-        """Tell the hunt memory when an extension's call ends ("longest idle" reads it)."""
-        if isinstance(event, ExtensionStateChanged) and event.state.value == "idle":
-            self.hunt_memory.line_idle(event.company_id, event.number, event.at)
 
     @property
     def sip_port(self) -> int:

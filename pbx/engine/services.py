@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pbx.engine.events import Event, ExtensionKey, ExtensionState, ExtensionStateChanged
 
 if TYPE_CHECKING:
     from pbx.engine.directory import HuntGroupInfo, TrunkInfo
@@ -136,6 +140,59 @@ class MemoryHuntMemory:
 
     def line_idle(self, company_id: int, number: str, at: float) -> None:
         self.idle[(company_id, number)] = at
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAnnouncement:
+    """An announcement an administrator recorded by phone, handed to the store."""
+
+    path: str  # a WAV file (8 kHz 16-bit PCM mono): the store's from now on
+    company_id: int
+    extension: str  # who recorded it
+    duration: float  # seconds
+
+
+class AnnouncementStore(Protocol):
+    """Where announcements recorded by phone go (pbx/announcement_store.py: an Announcement
+    row the portal lists); `MemoryAnnouncementStore` for tests."""
+
+    async def save(self, recorded: RecordedAnnouncement) -> None: ...
+
+
+class MemoryAnnouncementStore:
+    """Keeps what it is given in a list: for tests, and for an engine run without a database."""
+
+    def __init__(self) -> None:
+        self.saved: list[RecordedAnnouncement] = []
+
+    async def save(self, recorded: RecordedAnnouncement) -> None:
+        self.saved.append(recorded)
+
+
+# What an extension shows while its line is in use (ringing alone is not a use).
+_IN_USE = frozenset({ExtensionState.TALKING, ExtensionState.HELD, ExtensionState.DIALLING})
+
+
+class IdleLines:
+    """Tells the hunt memory when an extension's line becomes idle after being used (a call
+    talked, held or dialled): "longest idle" reads it. A line that only rang stays idle since
+    its last use. The time is the wall clock's (seconds since the epoch), not the event
+    loop's: the database keeps it as a date that other nodes and the next run compare."""
+
+    def __init__(self, memory: HuntMemory, wall_time: Callable[[], float] = time.time) -> None:
+        self.memory = memory
+        self.wall_time = wall_time
+        self._used: set[ExtensionKey] = set()  # in use since they were last idle
+
+    def on_event(self, event: Event) -> None:
+        if not isinstance(event, ExtensionStateChanged):
+            return
+        key = (event.company_id, event.number)
+        if event.state in _IN_USE:
+            self._used.add(key)
+        elif event.state is ExtensionState.IDLE and key in self._used:
+            self._used.discard(key)
+            self.memory.line_idle(event.company_id, event.number, self.wall_time())
 
 
 class Tasks:

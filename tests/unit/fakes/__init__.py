@@ -2,10 +2,12 @@
 
 Nothing here opens a socket or reads the time.
 
-- `clock`: the fake clock and its timers.
-- `media`: the media ports and the RTP endpoints they hand out.
+- `clock`: the fake clock and its timers, and a wall clock (dates, time zones) moving with it.
+- `media`: the media ports and the RTP endpoints they hand out (announcements last their
+  length on the fake clock; recordings write real WAV files), and the menus' prompts.
 - `sip`: the SIP stack the call layer sends through.
 - `directory`: the office's extensions and carrier trunk, registrations and trunk addresses.
 - `phones`: `Phone`, one registered device played by the test, and `Dialled`, a call it placed.
-- `office`: `office()`, the call layer wired as `Engine` wires it, and `Pbx`, its driver.
+- `office`: `office()`, the call layer wired as `Engine` wires it (auto-attendants, hunt
+  memory, recording announcements by phone), and `Pbx`, its driver.
 """

@@ -1,10 +1,12 @@
-"""A fake `Clock`: time moves only when a test says so, and timers fire in order."""
+"""A fake `Clock`: time moves only when a test says so, and timers fire in order; and a wall
+clock that moves with it."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 
 @dataclass(eq=False)
@@ -52,3 +54,24 @@ class FakeClock:
             self._now = timer.due
             timer.callback()
         self._now = max(self._now, when)
+
+
+class FakeWallClock:
+    """The date and time of day (aware), moving with a `FakeClock`: what an engine reads for
+    schedules and dates. `set()` puts it on another instant, as if the test travelled there."""
+
+    def __init__(self, clock: FakeClock, start: datetime) -> None:
+        self.clock = clock
+        self.set(start)
+
+    def set(self, instant: datetime) -> None:
+        if instant.tzinfo is None:
+            raise ValueError("a wall clock tells aware times")
+        self._start, self._origin = instant, self.clock.now()
+
+    def __call__(self) -> datetime:
+        return self._start + timedelta(seconds=self.clock.now() - self._origin)
+
+    def timestamp(self) -> float:
+        """Seconds since the epoch, as `time.time()` says them."""
+        return self().timestamp()

@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from pbx.engine.announcement_recorder import AnnouncementRecorder
+from pbx.engine.attendant import NO_PROMPT, Attendants
 from pbx.engine.call import Call, CallState
 from pbx.engine.calls import CallManager
 from pbx.engine.dialogs import DialogRequests
@@ -30,10 +34,10 @@ from pbx.engine.operations import CallOperations
 from pbx.engine.presence import Presence
 from pbx.engine.records import MemoryRecorder, RecordWriter
 from pbx.engine.routing import Router
-from pbx.engine.services import Tasks
+from pbx.engine.services import IdleLines, MemoryAnnouncementStore, MemoryHuntMemory, Tasks
 from pbx.engine.session_timers import SessionTimers
 from pbx.sip.message import Request, make_response
-from tests.unit.fakes.clock import FakeClock
+from tests.unit.fakes.clock import FakeClock, FakeWallClock
 from tests.unit.fakes.directory import (
     CARRIER,
     CARRIER_ADDR,
@@ -41,11 +45,14 @@ from tests.unit.fakes.directory import (
     FakeTrunks,
     office_extensions,
 )
-from tests.unit.fakes.media import FakeEndpoint, FakeMediaPorts
+from tests.unit.fakes.media import MUSIC, FakeEndpoint, FakeMediaPorts, FakePrompts
 from tests.unit.fakes.phones import Phone
 from tests.unit.fakes.sip import FakeStack
 
 SETTLE_ROUNDS = 30  # loop iterations that let every woken task run to its next wait
+# Where the wall clock starts: a Monday morning in Rome (08:00 UTC is 09:00 there, CET).
+MONDAY_9AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+RECORD_CODE = "*55"  # EngineConfig.record_announcement_code's default
 
 
 class CheckedTasks(Tasks):
@@ -80,6 +87,12 @@ class Pbx:
     operations: CallOperations
     session_timers: SessionTimers
     dialog_requests: DialogRequests
+    wall: FakeWallClock
+    hunt_memory: MemoryHuntMemory
+    prompts: FakePrompts
+    attendants: Attendants
+    announcements: MemoryAnnouncementStore
+    recorder_by_phone: AnnouncementRecorder | None
     log: list[Event] = field(default_factory=list)
     failures: list[BaseException] = field(default_factory=list)
     phones: dict[str, Phone] = field(default_factory=dict)
@@ -183,6 +196,25 @@ class Pbx:
     def record(self, call_id: str) -> dict[str, object]:
         return self.recorder.records[call_id]
 
+    def played(self, phone: Phone) -> list[str]:
+        """What was played to `phone` on its open endpoint (or, none open, the last that
+        faced it), in order: announcement paths, "silence" (a menu without a playable one),
+        "ringback", "music"."""
+        facing = [e for e in self.ports.endpoints if e.remote and e.remote[0] == phone.host]
+        is_open = [e for e in facing if not e.closed]
+        endpoint = self.media(phone) if is_open else facing[-1]
+        names = []
+        for samples in endpoint.played:
+            if samples is NO_PROMPT:
+                names.append("silence")
+            elif samples is self.attendants.ringback:
+                names.append("ringback")
+            elif samples is MUSIC:
+                names.append("music")
+            else:
+                names.append(self.prompts.name_of(samples) or repr(samples))
+        return names
+
     def media(self, phone: Phone) -> FakeEndpoint:
         """The one open endpoint facing `phone` (its SDP told us where it receives RTP)."""
         facing = [e for e in self.ports.open if e.remote is not None and e.remote[0] == phone.host]
@@ -190,15 +222,24 @@ class Pbx:
         return facing[0]
 
 
-def office(*overrides: ExtensionInfo, media_ports: int = 1000) -> Pbx:
+def office(
+    *overrides: ExtensionInfo,
+    media_ports: int = 1000,
+    announcements_dir: Path | None = None,
+    record_code: str = RECORD_CODE,
+) -> Pbx:
     """Alice, Bob, Carol and Dave (`office_extensions`, each replaced by an override with
-    its number) and a trunk to the carrier, wired as `Engine` wires its call layer."""
+    its number) and a trunk to the carrier, wired as `Engine` wires its call layer; with
+    `announcements_dir`, administrators record announcements there by dialling `record_code`."""
     directory = MemoryDirectory(trunk_list=[CARRIER])
     for ext in [*office_extensions(), *overrides]:
         directory.extensions[(ext.company_id, ext.number)] = ext
     clock = FakeClock()
+    wall = FakeWallClock(clock, MONDAY_9AM)
     stack = FakeStack(clock)
-    ports = FakeMediaPorts(media_ports)
+    ports = FakeMediaPorts(media_ports, clock)
+    hunt_memory = MemoryHuntMemory()
+    prompts = FakePrompts()
     registrar = FakeRegistrar()
     trunks = FakeTrunks()
     events = EventBus()
@@ -212,11 +253,26 @@ def office(*overrides: ExtensionInfo, media_ports: int = 1000) -> Pbx:
         events=events,
         media=ports,
         contacts=registrar,
-        router=Router(directory, presence.is_busy),
+        router=Router(
+            directory,
+            presence.is_busy,
+            hunt_memory=hunt_memory,
+            record_code=record_code if announcements_dir is not None else "",
+        ),
         trunks=trunks,
         tasks=tasks,
         dialogs=dialogs,
+        hunt_memory=hunt_memory,
     )
+    attendants = Attendants(
+        calls, directory, clock=clock, tasks=tasks, prompts=prompts, wall_clock=wall
+    )
+    announcements = MemoryAnnouncementStore()
+    recorder_by_phone = None
+    if announcements_dir is not None:
+        recorder_by_phone = AnnouncementRecorder(
+            calls, announcements, folder=announcements_dir, tasks=tasks
+        )
     operations = CallOperations(calls, moh=ports.moh, clock=clock)
     session_timers = SessionTimers(calls, stack=stack, clock=clock)
     pbx = Pbx(
@@ -235,12 +291,21 @@ def office(*overrides: ExtensionInfo, media_ports: int = 1000) -> Pbx:
         operations=operations,
         session_timers=session_timers,
         dialog_requests=DialogRequests(calls, operations, session_timers, stack=stack, tasks=tasks),
+        wall=wall,
+        hunt_memory=hunt_memory,
+        prompts=prompts,
+        attendants=attendants,
+        announcements=announcements,
+        recorder_by_phone=recorder_by_phone,
     )
     # The bus logs a failing subscriber and goes on; here the failure fails the test.
     subscribers = (
         presence.on_event,
         RecordWriter(recorder).on_event,
         session_timers.on_event,
+        attendants.on_event,
+        IdleLines(hunt_memory, wall.timestamp).on_event,
+        *([recorder_by_phone.on_event] if recorder_by_phone is not None else []),
         pbx.log.append,
     )
     for subscriber in subscribers:
