@@ -1,47 +1,26 @@
-"""The home page and the health check. The operator console comes with its own issue."""
+"""The home page and the health check."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from pbx import worker
+from pbx import heartbeat, worker
 
 ENGINE_QUERY_TIMEOUT = 2.0
 
 
-STATUS_CACHE_SECONDS = 5
-PUBLIC_FIELDS = ("mode", "node", "running", "sip_port")  # what anonymous visitors may see
+PUBLIC_FIELDS = ("mode", "node", "running", "sip_port", "error")  # what anonymous visitors may see
 
 
 def engine_state() -> dict[str, Any]:
-    """How the telephony engine is doing, asked at most once every few seconds.
-
-    In the distributed mode each question is a task on the telephony worker, which runs one
-    task at a time: a stream of page hits must not push real call control past its expiry.
-    """
-    if worker.attached() is not None:
-        return _ask_engine()  # in this process: cheap, and always current
-    state = cache.get("centralino:engine-state")
-    if state is None:
-        state = _ask_engine()
-        cache.set("centralino:engine-state", state, STATUS_CACHE_SECONDS)
-    return state
-
-
-def _visible(state: dict[str, Any], request: HttpRequest) -> dict[str, Any]:
-    """All of it for staff; for anyone else whether it runs, not its trunks or devices."""
-    if request.user.is_authenticated and request.user.is_staff:
-        return state
-    return {key: state[key] for key in PUBLIC_FIELDS if key in state}
-
-
-def _ask_engine() -> dict[str, Any]:
+    """How the telephony engine of this node is: asked directly when it runs in this process,
+    otherwise read from its heartbeat (pbx/heartbeat.py). Nothing is asked of a remote engine
+    and nothing is left behind in Redis, however often a monitor looks."""
     current = worker.attached()
     if current is not None:
         try:
@@ -49,21 +28,33 @@ def _ask_engine() -> dict[str, Any]:
         except Exception as error:  # a health page reports failures, it does not raise them
             return {"mode": "embedded", "running": False, "error": str(error)}
         return {"mode": "embedded", **status}
-    if settings.CENTRALINO_ENGINE == "off" and settings.REDIS_URL:
-        from pbx.tasks import engine_status
+    try:
+        state = heartbeat.node_state(settings.CENTRALINO_NODE)
+    except DatabaseError as error:
+        return {"mode": settings.CENTRALINO_ENGINE, "running": False, "error": str(error)}
+    return _described(state, "worker" if settings.CENTRALINO_ENGINE == "off" else "embedded")
 
-        try:
-            result = engine_status.apply_async(queue=worker.telephony_queue())
-            status = result.get(timeout=ENGINE_QUERY_TIMEOUT)
-        except Exception as error:
-            return {
-                "mode": "worker",
-                "node": settings.CENTRALINO_NODE,
-                "running": False,
-                "error": str(error) or type(error).__name__,
-            }
-        return {"mode": "worker", **status}
-    return {"mode": settings.CENTRALINO_ENGINE, "running": False}
+
+def _described(state: heartbeat.NodeState, mode: str) -> dict[str, Any]:
+    described: dict[str, Any] = {"mode": mode, "node": state.node, "running": state.alive}
+    if state.reason:
+        described["error"] = state.reason
+    if state.seen_at is not None:
+        described.update(
+            seen_at=state.seen_at.isoformat(),
+            sip_port=state.sip_port,
+            calls=state.calls,
+            registered_devices=state.registered_devices,
+        )
+    return described
+
+
+def _visible(state: dict[str, Any], request: HttpRequest) -> dict[str, Any]:
+    """All of it for staff; for anyone else whether it runs (and why not), not its trunks or
+    devices."""
+    if request.user.is_authenticated and request.user.is_staff:
+        return state
+    return {key: state[key] for key in PUBLIC_FIELDS if key in state}
 
 
 def _database_ok() -> bool:
@@ -75,20 +66,31 @@ def _database_ok() -> bool:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """A small landing page: where to log in, and whether the engine runs."""
+    """A small landing page: where to log in, whether the engine runs, and every node."""
+    try:
+        nodes = heartbeat.every_node()
+    except DatabaseError:
+        nodes = []
     return render(
         request,
         "home.html",
-        {"engine": _visible(engine_state(), request), "sip_bind": settings.CENTRALINO_BIND},
+        {
+            "engine": _visible(engine_state(), request),
+            "sip_bind": settings.CENTRALINO_BIND,
+            "nodes": nodes,
+        },
     )
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Health as JSON: 200 when the database answers, 503 otherwise; the engine is reported."""
+    """Health as JSON: 200 when the database answers and the engine of this node is alive
+    (its heartbeat is fresh); 503 otherwise, with the reason."""
     database = _database_ok()
+    engine = engine_state() if database else {"running": False, "error": "database unreachable"}
+    healthy = database and bool(engine.get("running"))
     body = {
-        "status": "ok" if database else "error",
+        "status": "ok" if healthy else "error",
         "database": "ok" if database else "unreachable",
-        "engine": _visible(engine_state(), request),
+        "engine": _visible(engine, request),
     }
-    return JsonResponse(body, status=200 if database else 503)
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -7,6 +7,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from pbx.announcement_store import OrmAnnouncementStore
 from pbx.bindings import OrmBindingStore
 from pbx.config import OrmDirectory
 from pbx.engine.runtime import Engine, EngineConfig
@@ -33,6 +34,7 @@ def engine_config(**overrides: Any) -> EngineConfig:
         moh_path=settings.CENTRALINO_MOH,
         media_timeout=settings.CENTRALINO_MEDIA_TIMEOUT,
         queue_timeout=settings.CENTRALINO_QUEUE_TIMEOUT,
+        announcements_dir=str(settings.CENTRALINO_ANNOUNCEMENTS_DIR),
     )
     values.update(overrides)
     return EngineConfig(**values)
@@ -47,6 +49,7 @@ def build_engine(**overrides: Any) -> Engine:
         OrmCallRecorder(config.node),
         OrmBindingStore(config.node),
         OrmHuntMemory(),
+        OrmAnnouncementStore(),
     )
     # The consoles (operator_panel/consumers.py) listen on the channel layer's company groups:
     # in this process (embedded) or in the web processes (Redis, distributed).
@@ -54,3 +57,19 @@ def build_engine(**overrides: Any) -> Engine:
     if layer is not None:
         engine.console.publish = ChannelPublisher(layer, engine.tasks.spawn)
     return engine
+
+
+async def start_engine(engine: Engine) -> None:
+    """Start `engine` and its heartbeat (pbx/heartbeat.py), on the engine's own loop."""
+    from pbx import heartbeat
+
+    await engine.start()
+    engine.tasks.spawn(heartbeat.beat(engine))
+
+
+async def stop_engine(engine: Engine) -> None:
+    """Stop `engine` (hanging up its calls) and mark its node stopped."""
+    from pbx import heartbeat
+
+    await engine.stop()
+    await heartbeat.stopped(engine)

@@ -156,15 +156,19 @@ class EngineThread:
 
     async def _build_and_start(self) -> Engine:
         # Built on its own loop so that anything the engine creates binds to that loop.
+        from pbx.runtime import start_engine
+
         engine = self._factory()
-        await engine.start()
+        await start_engine(engine)
         return engine
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the engine (hanging up its calls), then the loop and the thread."""
         detach()
         if self.engine is not None:
-            future = asyncio.run_coroutine_threadsafe(self.engine.stop(), self.loop)
+            from pbx.runtime import stop_engine
+
+            future = asyncio.run_coroutine_threadsafe(stop_engine(self.engine), self.loop)
             try:
                 future.result(timeout)
             except Exception:

@@ -421,3 +421,27 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} at {self.contact}"
+
+
+class NodeHeartbeat(models.Model):
+    """The last sign of life of each telephony node's engine, written every few seconds.
+
+    /healthz and the home page read it (no question to the engine, nothing left in Redis); a
+    restarted engine reads when its predecessor was last alive (crash recovery).
+    """
+
+    node = models.CharField(max_length=64, unique=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)  # a clean stop; None while it runs
+    sip_port = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField(default=0)
+    registered_devices = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("telephony node")
+        verbose_name_plural = _("telephony nodes")
+        ordering = ["node"]
+
+    def __str__(self) -> str:
+        return self.node

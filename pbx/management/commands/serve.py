@@ -88,14 +88,14 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def _start_engine(self) -> defer.Deferred:
-        from pbx.runtime import build_engine
+        from pbx.runtime import build_engine, start_engine
 
         loop = asyncio.get_event_loop()
         engine = build_engine()
 
         async def start() -> None:
             try:
-                await engine.start()
+                await start_engine(engine)
             except Exception as error:
                 self.failed = True
                 self.stderr.write(f"The telephony engine did not start: {error}")
@@ -116,10 +116,11 @@ class Command(BaseCommand):
         if current is None:
             return None
         worker.detach()
+        from pbx.runtime import stop_engine
 
         async def stop() -> None:
             try:
-                await asyncio.wait_for(current.engine.stop(), timeout=10)
+                await asyncio.wait_for(stop_engine(current.engine), timeout=10)
             except Exception:
                 log.exception("The engine did not stop cleanly")
             self.stdout.write("SIP stopped")
