@@ -22,9 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pbx.engine.directory import DeviceInfo, DidRoute, ExtensionInfo, MemoryDirectory, TrunkInfo
+from pbx.engine.directory import (
+    AttendantInfo,
+    DeviceInfo,
+    DidRoute,
+    ExtensionInfo,
+    HuntGroupInfo,
+    MemoryDirectory,
+    MenuInfo,
+    TrunkInfo,
+)
+from pbx.engine.events import CallChanged, DigitPressed
 from pbx.engine.records import MemoryRecorder
 from pbx.engine.runtime import Engine, EngineConfig
+from pbx.engine.schedule import Period
 from pbx.sip.digest import ha1
 from tests.integration.peers.ports import free_port_range
 from tests.integration.peers.sipp import SippResult, run_sipp
@@ -192,6 +203,18 @@ class CallerMedia:
 
 
 @dataclass
+class CallerWatch:
+    """What the engine sent to a call's caller and the keys the caller pressed, each stamped
+    with the engine's clock (its loop time): filled on the engine's thread, read by the test."""
+
+    sent: list[tuple[float, bytes]] = field(default_factory=list)  # (time, RTP packet)
+    digits: list[tuple[float, str]] = field(default_factory=list)  # (DigitPressed.at, digit)
+
+    def packets_after(self, since: float) -> list[tuple[float, bytes]]:
+        return [(at, packet) for at, packet in list(self.sent) if at >= since]
+
+
+@dataclass
 class Pbx(RunningEngine):
     """A running engine, with the memory directory and call recorder behind it."""
 
@@ -315,6 +338,46 @@ class Pbx(RunningEngine):
         """How many requests were authenticated with each digest algorithm."""
         return self.evaluate(lambda engine: dict(engine.auth.accepted))
 
+    # ------------------------------------------------------------------ reception
+    def add_attendant(self, number: str, *menus: MenuInfo, **options: Any) -> AttendantInfo:
+        """Provision a Multiselection on `number`: the first menu answers all week round."""
+        week = tuple(Period(day, 0, 24 * 60, menus[0].id) for day in range(7))
+        info = AttendantInfo(
+            COMPANY, number, f"Multiselection {number}", periods=week, menus=menus, **options
+        )
+        self.directory.attendants[(COMPANY, number)] = info
+        return info
+
+    def add_hunt_group(
+        self, number: str, algorithm: str, members: tuple[tuple[str, int], ...], **options: Any
+    ) -> HuntGroupInfo:
+        """Provision a hunt group: members are (extension, ring time in seconds) in order."""
+        group = HuntGroupInfo(COMPANY, number, f"Group {number}", algorithm, members, **options)
+        self.directory.hunt_groups[(COMPANY, number)] = group
+        return group
+
+    def watch_next_caller(self) -> CallerWatch:
+        """Log what the engine sends to the caller of the next call, and the keys that caller
+        presses (`CallerWatch`): from the call's first change of state on (its routing), so
+        before anything is played to it."""
+        watch = CallerWatch()
+        self.evaluate(lambda engine: _watch_next_caller(engine, watch))
+        return watch
+
+    def call_states(self) -> list[str]:
+        """The state of each live call."""
+        return self.evaluate(lambda engine: [c.state.value for c in engine.calls.calls.values()])
+
+    def extension_states(self, *numbers: str) -> dict[str, str]:
+        """What each extension's phones are doing, as presence sees it (idle, ringing...)."""
+        return self.evaluate(
+            lambda engine: {n: engine.presence.state(COMPANY, n).value for n in numbers}
+        )
+
+    def live_legs(self) -> list[str]:
+        """Who each live leg of every call faces: its device (or label), not yet ended."""
+        return self.evaluate(_live_legs)
+
 
 # The engine's insides, read on its loop: the only functions to adapt when they change.
 
@@ -332,6 +395,50 @@ def _caller_media(engine: Engine) -> CallerMedia:
     calls = list(engine.calls.calls.values())
     assert len(calls) == 1, f"{len(calls)} live calls, want 1"
     return CallerMedia(calls[0].a.media.port, calls[0].a.media.ignored)
+
+
+class _LoggedTransport:
+    """An RTP socket's transport that notes each datagram sent, with the engine's time."""
+
+    def __init__(self, transport: Any, log: list[tuple[float, bytes]], now: Any) -> None:
+        self._transport = transport
+        self._log = log
+        self._now = now
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self._log.append((self._now(), bytes(data)))
+        self._transport.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _watch_next_caller(engine: Engine, watch: CallerWatch) -> None:
+    watched: list[str] = []  # the call's id, once it is known
+
+    def on_event(event: object) -> None:
+        if isinstance(event, CallChanged) and not watched:
+            call = engine.calls.calls.get(event.call_id)
+            if call is None or call.a.media.transport is None:
+                return  # not attached yet: its next change will do
+            watched.append(call.id)
+            endpoint = call.a.media
+            endpoint.transport = _LoggedTransport(  # type: ignore[assignment]
+                endpoint.transport, watch.sent, engine.clock.now
+            )
+        elif isinstance(event, DigitPressed) and event.call_id in watched:
+            watch.digits.append((event.at, event.digit))
+
+    engine.events.subscribe(on_event)  # type: ignore[arg-type]
+
+
+def _live_legs(engine: Engine) -> list[str]:
+    return sorted(
+        leg.device or leg.label
+        for call in engine.calls.calls.values()
+        for leg in (call.a, call.b)
+        if leg is not None and not leg.ended
+    )
 
 
 def _trunk_states(engine: Engine) -> dict[str, str]:
