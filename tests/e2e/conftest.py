@@ -47,6 +47,7 @@ class ConsoleServer:
     url: str
     sip_port: int
     var: Path
+    env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -110,7 +111,9 @@ def console_server(
     manage(env, "migrate", "--noinput")
     manage(env, "seed_demo")
     _add_second_operator(env)
-    server = ConsoleServer(mode, f"http://{HOST}:{http_port}", int(env["CENTRALINO_SIP_PORT"]), var)
+    server = ConsoleServer(
+        mode, f"http://{HOST}:{http_port}", int(env["CENTRALINO_SIP_PORT"]), var, env
+    )
     try:
         if mode == "distributed":
             node = env["CENTRALINO_NODE"]

@@ -23,8 +23,9 @@ MO_FILE = IT_MESSAGES / "django.mo"
 def po_entries(path: Path) -> list[tuple[str, str, set[str]]]:
     """Return (msgid, msgstr, flags) of each entry of a .po file, the header included.
 
-    Enough of the format for this project's catalog: no plurals or contexts yet, so such
-    entries make it raise rather than pass unchecked.
+    Enough of the format for this project's catalog: plural entries give their msgid and
+    their forms joined by NUL, "" when any form is missing; contexts make it raise rather
+    than pass unchecked.
     """
     entries: list[tuple[str, str, set[str]]] = []
     flags: set[str] = set()
@@ -34,12 +35,17 @@ def po_entries(path: Path) -> list[tuple[str, str, set[str]]]:
     def finish() -> None:
         nonlocal flags, fields
         if fields:
-            entries.append((fields["msgid"], fields["msgstr"], flags))
+            forms = [v for k, v in sorted(fields.items()) if k.startswith("msgstr[")]
+            if forms:
+                text = "\x00".join(forms) if all(forms) else ""
+            else:
+                text = fields["msgstr"]
+            entries.append((fields["msgid"], text, flags))
         flags, fields = set(), {}
 
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#,"):
-            if "msgstr" in fields:
+            if any(k.startswith("msgstr") for k in fields):
                 finish()
             flags |= {flag.strip() for flag in line[2:].split(",")}
         elif line.startswith("#") or not line.strip():
@@ -48,9 +54,11 @@ def po_entries(path: Path) -> list[tuple[str, str, set[str]]]:
             fields[current] += ast.literal_eval(line)
         else:
             current, _, value = line.partition(" ")
-            if current not in ("msgid", "msgstr"):
+            if current not in ("msgid", "msgstr", "msgid_plural") and not current.startswith(
+                "msgstr["
+            ):
                 raise ValueError(f"{path}: {current} entries are not handled here")
-            if current == "msgid" and "msgstr" in fields:
+            if current == "msgid" and any(k.startswith("msgstr") for k in fields):
                 finish()
             fields[current] = ast.literal_eval(value)
     finish()
