@@ -249,6 +249,11 @@ CENTRALINO_QUEUE_TIMEOUT = envfloat("CENTRALINO_QUEUE_TIMEOUT", "300")
 CENTRALINO_ANNOUNCEMENTS_DIR = Path(
     os.getenv("CENTRALINO_ANNOUNCEMENTS_DIR", str(VAR_DIR / "announcements"))
 )
+# Voicemail recordings and greetings (random names); shared like the announcements.
+CENTRALINO_VOICEMAIL_DIR = Path(os.getenv("CENTRALINO_VOICEMAIL_DIR", str(VAR_DIR / "voicemail")))
+# Longest message (s), and the free disk space below which a mailbox answers that it is full.
+CENTRALINO_VOICEMAIL_MAX_SECONDS = envint("CENTRALINO_VOICEMAIL_MAX_SECONDS", "180")
+CENTRALINO_VOICEMAIL_MIN_FREE_MB = envint("CENTRALINO_VOICEMAIL_MIN_FREE_MB", "200")
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 
 LOGGING = {

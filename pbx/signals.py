@@ -17,6 +17,7 @@ from pbx.models import (
     Holiday,
     HuntGroup,
     HuntMember,
+    Mailbox,
     Membership,
     Menu,
     MenuKey,
@@ -45,6 +46,7 @@ WATCHED = (
     MenuKey,
     SchedulePeriod,
     Holiday,
+    Mailbox,
 )
 
 
@@ -55,3 +57,16 @@ def _changed(sender: type, **kwargs: Any) -> None:
 for model in WATCHED:
     post_save.connect(_changed, sender=model, dispatch_uid=f"stamp-save-{model.__name__}")
     post_delete.connect(_changed, sender=model, dispatch_uid=f"stamp-delete-{model.__name__}")
+
+
+def _mailbox_for_new_extension(
+    sender: type, instance: Extension, created: bool, **kwargs: Any
+) -> None:
+    """Every extension has voicemail, on by default (SPEC A4)."""
+    if created and not kwargs.get("raw"):
+        Mailbox.objects.get_or_create(extension=instance)
+
+
+post_save.connect(
+    _mailbox_for_new_extension, sender=Extension, dispatch_uid="mailbox-for-extension"
+)

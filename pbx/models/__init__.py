@@ -44,8 +44,20 @@ from pbx.models.telephony import (
     short_number_validator,
     sip_username_validator,
 )
+from pbx.models.voicemail import (
+    PIN_ATTEMPTS,
+    PIN_LOCK,
+    Mailbox,
+    VoiceMessage,
+    voicemail_dir,
+)
 
 __all__ = [
+    "PIN_ATTEMPTS",
+    "PIN_LOCK",
+    "Mailbox",
+    "VoiceMessage",
+    "voicemail_dir",
     "INVALID",
     "KEYS",
     "SECRET_ALPHABET",

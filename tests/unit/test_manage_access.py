@@ -47,7 +47,7 @@ def test_the_first_login_asks_for_a_new_password_before_anything(
     assert page.status_code == 302
     assert page.url == "/password/?next=/manage/"
     assert client.get("/api/calls/").status_code == 403
-    form = client.get("/password/")
+    form = client.get("/password/", headers={"accept-language": "en"})
     assert "first login" in form.content.decode()
 
     changed = client.post(

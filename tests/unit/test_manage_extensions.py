@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin(client: Client, carol: User) -> Client:
     client.force_login(carol)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"  # the messages checked below are English
     return client
 
 

@@ -36,10 +36,7 @@ def po_entries(path: Path) -> list[tuple[str, str, set[str]]]:
         nonlocal flags, fields
         if fields:
             forms = [v for k, v in sorted(fields.items()) if k.startswith("msgstr[")]
-            if forms:
-                text = "\x00".join(forms) if all(forms) else ""
-            else:
-                text = fields["msgstr"]
+            text = ("\x00".join(forms) if all(forms) else "") if forms else fields["msgstr"]
             entries.append((fields["msgid"], text, flags))
         flags, fields = set(), {}
 
