@@ -71,3 +71,13 @@ def unblock_source(ip: str, by: str = "") -> bool:
         return await unblocking(engine, checked_ip(ip), str(by))
 
     return worker.call_engine(unblock, timeout=5)
+
+
+@shared_task(name="pbx.mailbox_changed", ignore_result=True, **CONTROL_OPTIONS)
+def mailbox_changed(company_id: int, number: str) -> None:
+    """An extension's voicemail changed in the portal: this node's lamps follow (pbx/mwi.py)."""
+
+    async def tell(engine: Any) -> None:
+        engine.mailbox_changed(int(company_id), str(number))
+
+    worker.call_engine(tell, timeout=5)

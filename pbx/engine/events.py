@@ -103,7 +103,24 @@ class DigitPressed:
     at: float
 
 
-Event = CallChanged | LegChanged | RegistrationChanged | ExtensionStateChanged | DigitPressed
+@dataclass(frozen=True, slots=True)
+class MailboxChanged:
+    """An extension's voicemail changed (a message left, heard or deleted, here or in the
+    portal): message-waiting lamps are told the new counts."""
+
+    company_id: int
+    number: str
+    at: float
+
+
+Event = (
+    CallChanged
+    | LegChanged
+    | RegistrationChanged
+    | ExtensionStateChanged
+    | DigitPressed
+    | MailboxChanged
+)
 Subscriber = Callable[[Event], None]
 
 

@@ -17,7 +17,7 @@ from pbx.engine.calls import CallManager
 from pbx.engine.commands import Command, Done, execute
 from pbx.engine.dialogs import DialogRequests
 from pbx.engine.directory import Directory
-from pbx.engine.events import EventBus, RegistrationChanged
+from pbx.engine.events import EventBus, MailboxChanged, RegistrationChanged
 from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.operations import CallOperations
@@ -179,6 +179,11 @@ class Engine:
         self._watch: asyncio.TimerHandle | None = None
         self.watchdog = MediaWatchdog(config.media_timeout)
         self.running = False
+
+    def mailbox_changed(self, company_id: int, number: str) -> None:
+        """Someone changed an extension's voicemail outside the engine (the portal): say so,
+        so that message lamps show the new counts."""
+        self.events.emit(MailboxChanged(company_id, number, self.clock.now()))
 
     @property
     def sip_port(self) -> int:

@@ -195,6 +195,12 @@ class IdleLines:
             self.memory.line_idle(event.company_id, event.number, self.wall_time())
 
 
+class MessageCounts(Protocol):
+    """How many voicemail messages an extension has (the voicemail store): new and heard."""
+
+    async def counts(self, company_id: int, number: str) -> tuple[int, int]: ...
+
+
 class Tasks:
     """Keeps every background task of the engine until it ends, and logs its failure."""
 
