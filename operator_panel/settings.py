@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "contacts",
     "operator_panel",
     "portal",
+    "selfcare",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,10 @@ CENTRALINO_DIGEST_ALGORITHMS = tuple(
 CENTRALINO_MEDIA_TIMEOUT = envfloat("CENTRALINO_MEDIA_TIMEOUT", "60")
 # Seconds a call waits in the operator queue before it goes where unanswered calls go.
 CENTRALINO_QUEUE_TIMEOUT = envfloat("CENTRALINO_QUEUE_TIMEOUT", "300")
+# Message-waiting lamps of phones that never subscribe: an unsolicited message-summary NOTIFY
+# to each registered contact of the extension's devices when its counts change (and when a
+# phone registers). Off by default: phones that subscribe (RFC 3842) need nothing more.
+CENTRALINO_MWI_UNSOLICITED = envbool("CENTRALINO_MWI_UNSOLICITED", "False")
 # Announcement files (random names, never under the static root). With nodes on several
 # machines this folder must be shared (an NFS mount) or each upload reaches only its own node.
 CENTRALINO_ANNOUNCEMENTS_DIR = Path(
@@ -254,6 +259,27 @@ CENTRALINO_VOICEMAIL_DIR = Path(os.getenv("CENTRALINO_VOICEMAIL_DIR", str(VAR_DI
 # Longest message (s), and the free disk space below which a mailbox answers that it is full.
 CENTRALINO_VOICEMAIL_MAX_SECONDS = envint("CENTRALINO_VOICEMAIL_MAX_SECONDS", "180")
 CENTRALINO_VOICEMAIL_MIN_FREE_MB = envint("CENTRALINO_VOICEMAIL_MIN_FREE_MB", "200")
+# What a phone dials to listen to its voicemail (followed by a number: that extension's), and
+# the language of voicemail's spoken prompts ("it" or "en").
+CENTRALINO_VOICEMAIL_CODE = os.getenv("CENTRALINO_VOICEMAIL_CODE", "*98")
+CENTRALINO_VOICEMAIL_LANGUAGE = os.getenv("CENTRALINO_VOICEMAIL_LANGUAGE", "it")
+
+# --- E-mail (voice messages sent to their extension's address) ------------------------------
+# Printed on the console unless a mail server is named: EMAIL_HOST switches to SMTP.
+EMAIL_HOST = os.getenv("EMAIL_HOST", "")
+EMAIL_BACKEND = os.getenv(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "False")
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "False")
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "30")
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "centralino@localhost")
 CENTRALINO_MOH = os.getenv("CENTRALINO_MOH", str(BASE_DIR / "pbx" / "media" / "assets" / "moh.wav"))
 
 LOGGING = {

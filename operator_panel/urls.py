@@ -15,6 +15,7 @@ urlpatterns = [
     path("start/", accounts.landing, name="landing"),
     path("password/", password_gate.change_password, name="change-password"),
     path("manage/", include("portal.urls")),
+    path("me/", include("selfcare.urls")),
     path("console/", console.board, name="console"),
     path("console/counters/", console.counters, name="console-counters"),
     path("console/monitoring/<str:number>/", console.monitoring, name="console-monitoring"),

@@ -33,6 +33,14 @@ def announcements_in_a_temporary_folder(
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def voicemail_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Messages and greetings written by tests (engines on the database) never reach var/."""
+    folder = tmp_path_factory.mktemp("voicemail")
+    with override_settings(CENTRALINO_VOICEMAIL_DIR=folder):
+        yield
+
+
 @pytest.fixture
 def company(db: None) -> Company:
     """A company with no sites or extensions yet."""
