@@ -1,8 +1,9 @@
-"""`make bench`: the call set-up, media relay and console latency benchmarks, to bench/RESULTS.md.
+"""`make bench`: call set-up, media relay, console latency and auto-attendant, to bench/RESULTS.md.
 
 Each figure is printed next to its anchor measured in the same run (sippy's B2BUA for call
-set-up, a bare asyncio relay for media, one console for the consoles' latency), so that the
-ratio, not the absolute figure, is what compares across machines. Nothing here asserts a timing.
+set-up, a bare asyncio relay for media, one console for the consoles' latency, a bridged call's
+relay hop on the same engine for the attendant's key to next prompt), so that the ratio, not the
+absolute figure, is what compares across machines. Nothing here asserts a timing.
 
     .venv/bin/python bench/run_all.py [--quick]
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import call_setup, console_latency, media_relay  # noqa: E402
+from bench import attendant_latency, call_setup, console_latency, media_relay  # noqa: E402
 from bench.common import BENCH, get_section, machine_facts  # noqa: E402
 from bench.compare import HEADING as COMPARE_HEADING  # noqa: E402
 
@@ -68,12 +69,17 @@ def main() -> None:
     else:
         rates, seconds = console_latency.RATES, console_latency.STEP_SECONDS
     consoles = console_latency.run(rates, seconds)
+    print("auto-attendant key to next prompt:", flush=True)
+    attendant = attendant_latency.run(
+        attendant_latency.QUICK_STEPS if args.quick else attendant_latency.STEPS
+    )
     text = "\n".join(
         [
             header(started, time.monotonic() - t0),
             call_setup.markdown(ramps),
             media_relay.markdown(media),
             console_latency.markdown(consoles, seconds),
+            attendant_latency.markdown(attendant, args.quick),
         ]
     )
     if not args.quick:
