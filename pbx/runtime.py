@@ -10,9 +10,11 @@ from django.conf import settings
 from pbx.announcement_store import OrmAnnouncementStore
 from pbx.bindings import OrmBindingStore
 from pbx.config import OrmDirectory
+from pbx.dialog_store import OrmDialogJournal
 from pbx.engine.runtime import Engine, EngineConfig
 from pbx.events import ChannelPublisher
 from pbx.hunt_memory import OrmHuntMemory
+from pbx.voicemail_store import OrmVoicemailStore
 from stats.recorder import OrmCallRecorder
 
 
@@ -34,7 +36,13 @@ def engine_config(**overrides: Any) -> EngineConfig:
         moh_path=settings.CENTRALINO_MOH,
         media_timeout=settings.CENTRALINO_MEDIA_TIMEOUT,
         queue_timeout=settings.CENTRALINO_QUEUE_TIMEOUT,
+        mwi_unsolicited=settings.CENTRALINO_MWI_UNSOLICITED,
         announcements_dir=str(settings.CENTRALINO_ANNOUNCEMENTS_DIR),
+        voicemail_dir=str(settings.CENTRALINO_VOICEMAIL_DIR),
+        voicemail_code=settings.CENTRALINO_VOICEMAIL_CODE,
+        voicemail_max_seconds=settings.CENTRALINO_VOICEMAIL_MAX_SECONDS,
+        voicemail_min_free_mb=settings.CENTRALINO_VOICEMAIL_MIN_FREE_MB,
+        voicemail_language=settings.CENTRALINO_VOICEMAIL_LANGUAGE,
     )
     values.update(overrides)
     return EngineConfig(**values)
@@ -50,6 +58,8 @@ def build_engine(**overrides: Any) -> Engine:
         OrmBindingStore(config.node),
         OrmHuntMemory(),
         OrmAnnouncementStore(),
+        OrmVoicemailStore(config.voicemail_dir),
+        journal=OrmDialogJournal(config.node),
     )
     # The consoles (operator_panel/consumers.py) listen on the channel layer's company groups:
     # in this process (embedded) or in the web processes (Redis, distributed).

@@ -81,3 +81,19 @@ def mailbox_changed(company_id: int, number: str) -> None:
         engine.mailbox_changed(int(company_id), str(number))
 
     worker.call_engine(tell, timeout=5)
+
+
+@shared_task(
+    name="pbx.email_voicemail",
+    ignore_result=True,
+    autoretry_for=(OSError,),  # smtplib's errors are OSErrors: the server may come back
+    retry_backoff=60,
+    max_retries=5,
+)
+def email_voicemail(message_id: int) -> bool:
+    """E-mail a new voice message, its recording attached, to its extension's address
+    (pbx/voicemail_store.py). On the default queue, not a telephony one: a slow mail server
+    never holds back call control."""
+    from pbx.voicemail_store import email_message
+
+    return email_message(int(message_id))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from django.db.models import DateTimeField, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from pbx.models import NodeHeartbeat
 from pbx.writer import BackgroundWriter
 from stats.models import CallRecord, Disposition
 
@@ -64,15 +67,27 @@ class OrmCallRecorder:
         )
 
     async def recover(self) -> int:
-        """Close the records a crash of this node left open, as interrupted."""
+        """Close the records a crash of this node left open, as interrupted, at the last time
+        its engine was known alive: its last heartbeat (pbx/heartbeat.py; this start's own
+        beat has not begun), but never before a record's start or answer."""
 
         def close() -> int:
+            now = timezone.now()
+            seen_at = (
+                NodeHeartbeat.objects.filter(node=self.node)
+                .values_list("seen_at", flat=True)
+                .first()
+            )
+            last_alive = min(seen_at, now) if seen_at is not None else now
             return CallRecord.objects.filter(
                 node=self.node, disposition=Disposition.IN_PROGRESS
             ).update(
                 disposition=Disposition.INTERRUPTED,
-                ended_at=timezone.now(),
-                end_reason="engine restart",
+                ended_at=Greatest(
+                    Coalesce("answered_at", "started_at"),
+                    Value(last_alive, output_field=DateTimeField()),
+                ),
+                end_reason="engine crash",
             )
 
         closed = await asyncio.wrap_future(self._writer.submit(close))

@@ -13,11 +13,11 @@ import enum
 import logging
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pbx.engine.call import BUSY_STATUSES, Call, CallKind, CallState, Disposition, Outcome, Status
-from pbx.engine.events import DigitPressed, EventSink
+from pbx.engine.events import DigitPressed, EventSink, ExtensionKey
 from pbx.engine.hunt import Algorithm, RingAll, RingStrategy, strategy_for, strategy_for_hunt
 from pbx.engine.legs import DialogIndex, Leg, reject
 from pbx.engine.media import MediaEndpoint, NoFreePort, bridge
@@ -106,6 +106,14 @@ class CallManager:
         # them the number is unavailable.
         self.on_attendant: Callable[[Call, Route], None] | None = None
         self.on_record_announcement: Callable[[Call, Route], None] | None = None
+        # Voicemail (voicemail.py): takes an unanswered call for an extension's mailbox
+        # (False: that mailbox is off, the call ends as without voicemail); and the feature
+        # code that listens to messages (voicemail_menu.py).
+        self.on_voicemail: Callable[[Call, ExtensionKey], Awaitable[bool]] | None = None
+        self.on_listen_voicemail: Callable[[Call, Route], None] | None = None
+        # Directed pickup (pickup.py): a phone dialled the pickup code, or sent an INVITE
+        # with Replaces naming a ringing phone's early dialog.
+        self.on_directed_pickup: Callable[[Call, Route], None] | None = None
 
     @property
     def advertise(self) -> str:
@@ -265,6 +273,18 @@ class CallManager:
                 else:
                     self.on_record_announcement(call, route)
                 return
+            if route.directed_pickup:
+                if self.on_directed_pickup is None or not call.a.unanswered:
+                    self.refuse(call, Status.NOT_FOUND, "no directed pickup here")
+                else:
+                    self.on_directed_pickup(call, route)
+                return
+            if route.mailbox:
+                if self.on_listen_voicemail is None or not call.a.unanswered:
+                    self.unavailable(call, "no voicemail here", Status.NOT_FOUND)
+                else:
+                    self.on_listen_voicemail(call, route)
+                return
             result = await self._ring(call, route)
             if result is None:
                 return
@@ -321,6 +341,22 @@ class CallManager:
         phone.belong_to(queued.id)
         queued.operator = call.caller.number
         self._answered(queued, phone)
+
+    def answer_ringing(self, call: Call, ringing: Call) -> None:
+        """`call`'s caller (a phone that asked for a directed pickup) answers `ringing` in
+        place of the phones it rings, which stop ringing (the ringer CANCELs them)."""
+        phone = call.a
+        if ringing.ringer is not None:
+            ringing.ringer.stop()
+        if ringing.b_media is not None:  # the forks' shared endpoint: the picker has its own
+            ringing.b_media.close()
+            ringing.b_media = None
+        self.pending_invites.pop(phone.server_key, None)
+        phone.respond(200, body=local_sdp(self.advertise, phone), headers=_session_headers(phone))
+        self.dialogs.add(phone)
+        self._close(call, Disposition.ANSWERED, "picked up a ringing call", keep=phone)
+        phone.belong_to(ringing.id)
+        self._answered(ringing, phone)
 
     async def connect(
         self, call: Call, route: Route, back: CallState, restore: Callable[[], None]
@@ -520,12 +556,47 @@ class CallManager:
     ) -> None:
         """THE voicemail hook: no answer, busy, do-not-disturb, unreachable.
 
-        `voicemail` names the extension whose voicemail should take the call when the
-        route said so (a hunt group's fallback, a menu key). Voicemail arrives in a later
-        issue; until then the caller gets `status` (480, or 486 when busy) and the call ends.
+        The caller is taken by the voicemail of the extension concerned: the one `voicemail`
+        names (do-not-disturb, busy, a hunt group's fallback, a menu key), else the extension
+        the call rang. Without one, when its mailbox is off, without voicemail on this engine,
+        or for a transfer (whoever transferred decides), the caller gets `status` (480, or
+        486 when busy) and the call ends.
         """
+        mailbox = self._mailbox_of(call, voicemail)
+        if (
+            mailbox is None
+            or self.on_voicemail is None
+            or call.kind is CallKind.HANDOFF
+            or call.state not in (CallState.ROUTING, CallState.RINGING)
+        ):
+            self._end_unanswered(call, status, reason)
+            return
+        self.tasks.spawn(self._to_voicemail(call, mailbox, reason, status))
+
+    @staticmethod
+    def _mailbox_of(call: Call, voicemail: str) -> ExtensionKey | None:
         if voicemail:
-            log.info("call %s: for the voicemail of %s (none yet)", call.id[:8], voicemail)
+            return (call.caller.company_id, voicemail)
+        route = call.route
+        if route is None or route.hunt is not None:  # a group's own fallback decides
+            return None
+        return route.extension_key
+
+    async def _to_voicemail(
+        self, call: Call, mailbox: ExtensionKey, reason: str, status: int
+    ) -> None:
+        assert self.on_voicemail is not None
+        try:
+            taken = await self.on_voicemail(call, mailbox)
+        except Exception:
+            log.exception("call %s: voicemail of %s failed", call.id[:8], mailbox[1])
+            taken = False
+        if not taken:
+            self._end_unanswered(call, status, reason)
+
+    def refuse(self, call: Call, status: int, reason: str) -> None:
+        """End a call not answered yet with `status`, without the voicemail hook: what it
+        asked for cannot be done (a pickup with nothing ringing)."""
         self._end_unanswered(call, status, reason)
 
     def _end_unanswered(self, call: Call, status: int, reason: str) -> None:

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
-# What we take in dialogs (and out of them: REGISTER, OPTIONS).
+# What we take in dialogs (and out of them: REGISTER, OPTIONS, SUBSCRIBE).
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO, UPDATE"
-ALLOW_OUTSIDE_DIALOGS = f"{ALLOW}, REGISTER"
+ALLOW_OUTSIDE_DIALOGS = f"{ALLOW}, REGISTER, SUBSCRIBE"  # SUBSCRIBE: subscriptions.py
 
 
 class LegState(enum.Enum):
@@ -103,6 +103,7 @@ class Leg:
     dialog: Dialog | None = None
     history: list[tuple[float, LegState]] = field(default_factory=list)
     remote_hold: bool = False  # the far end put us on hold
+    remote_tag: str = ""  # UAC: the phone's To tag in its provisional (the early dialog)
     device: str = ""  # the SIP username of a phone leg
     owns_media: bool = True  # forks share the call's B endpoint until one answers
     offer: sdp.SessionDescription | None = None  # the far end's offer, until answered
@@ -272,8 +273,11 @@ class Leg:
             self.stack.send_request(make_cancel(self.invite), self.peer, self.transport, None)
         # CANCEL_PENDING, ENDING: already on its way out
 
-    def provisional_received(self) -> None:
-        """A 1xx came for our INVITE: ringing, or time to send the CANCEL we held back."""
+    def provisional_received(self, tag: str | None = None) -> None:
+        """A 1xx came for our INVITE (with the far end's To `tag`, an early dialog): ringing,
+        or time to send the CANCEL we held back."""
+        if tag:
+            self.remote_tag = tag
         if self.state is LegState.CANCEL_PENDING:
             self.move(LegState.ENDING)
             self.stack.send_request(make_cancel(self.invite), self.peer, self.transport, None)
@@ -308,17 +312,25 @@ class DialogIndex:
 
     def __init__(self) -> None:
         self._legs: dict[tuple[str, str, str], Leg] = {}
+        self._ids: dict[int, Leg] = {}
 
     def add(self, leg: Leg) -> None:
         key = leg.dialog_key
         if key is not None:
             self._legs[key] = leg
+            self._ids[leg.id] = leg
 
     def remove(self, leg: Leg) -> None:
         """In-dialog requests for `leg` get 481 from now on."""
         key = leg.dialog_key
         if key is not None and self._legs.get(key) is leg:
             del self._legs[key]
+        if self._ids.get(leg.id) is leg:
+            del self._ids[leg.id]
+
+    def by_id(self, leg_id: int) -> Leg | None:
+        """The leg with this id (events name legs by id), while its dialog is indexed."""
+        return self._ids.get(leg_id)
 
     def find(self, request: Request) -> Leg | None:
         """The leg a request inside a dialog belongs to (our tag is in To, theirs in From)."""

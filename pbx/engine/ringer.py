@@ -275,7 +275,7 @@ class Ringer:
         status = response.status
         if status < 200:
             if status > 100:
-                leg.provisional_received()
+                leg.provisional_received(response.to_addr.tag)
                 a = self.call.a if self.call is not None else None
                 if not self.done and leg.state is LegState.RINGING and a and a.unanswered:
                     a.respond(180)
@@ -297,8 +297,8 @@ class Ringer:
         ack, _ = dialog.make_ack(leg.invite.cseq.number, via=self.stack.via(leg.transport))
         self.stack.send_ack(ack, leg.peer, leg.transport)
         leg.dialog = dialog
+        self.dialogs.add(leg)  # indexed before it says it answered: the journal looks it up
         leg.move(LegState.ANSWERED)
-        self.dialogs.add(leg)
         if not take_answer(leg, response.body):
             self.dialogs.remove(leg)
             leg.hangup()

@@ -51,6 +51,9 @@ class Route:
     turns: tuple[float, ...] = ()  # ...each for its ring time
     attendant: AttendantInfo | None = None  # a Multiselection answers the call itself
     record_announcement: bool = False  # an administrator's phone records an announcement
+    mailbox: str = ""  # the voicemail feature code: listen to this extension's messages
+    directed_pickup: bool = False  # answer the call ringing at extension `number` (pickup.py)
+    replaces: str = ""  # ...or the one whose early dialog an INVITE's Replaces names
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +73,16 @@ class Router:
         trunk_timeout: float = 90,
         hunt_memory: HuntMemory | None = None,
         record_code: str = "",
+        voicemail_code: str = "",
+        pickup_code: str = "",
     ) -> None:
         self.directory = directory
         self.is_busy = is_busy
         self.trunk_timeout = trunk_timeout
         self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
         self.record_code = record_code  # the feature code that records an announcement ("": off)
+        self.voicemail_code = voicemail_code  # ...that listens to voicemail, + an extension
+        self.pickup_code = pickup_code  # ...that answers a ringing extension, + its number
 
     async def route(self, caller: Party, dialled: str, depth: int = 0) -> Route | Unavailable:
         """Resolve a number dialled by `caller` within its company."""
@@ -83,6 +90,10 @@ class Router:
             return Unavailable("forwarding loop", 482)
         if self.record_code and dialled == self.record_code and depth == 0:
             return await self._record_announcement(caller, dialled)
+        if self.voicemail_code and dialled.startswith(self.voicemail_code) and depth == 0:
+            return await self._voicemail(caller, dialled, dialled[len(self.voicemail_code) :])
+        if self.pickup_code and dialled.startswith(self.pickup_code) and depth == 0:
+            return self._pickup(caller, dialled[len(self.pickup_code) :])
         if not dialled or not dialled.isdigit():
             return Unavailable("not a number", 404)
         trunk = await self.directory.outbound_trunk(caller.company_id)
@@ -116,11 +127,11 @@ class Router:
         if ext.forward_always:
             return await self.route(caller, ext.forward_always, depth + 1)
         if ext.do_not_disturb:
-            return Unavailable("do not disturb", 480)
+            return Unavailable("do not disturb", 480, voicemail=ext.number)
         if self.is_busy(caller.company_id, ext.number):
             if ext.forward_busy:
                 return await self.route(caller, ext.forward_busy, depth + 1)
-            return Unavailable("busy", 486)
+            return Unavailable("busy", 486, voicemail=ext.number)
         return Route(
             number=ext.number,
             members=(Member(ext.number, ext.devices),),
@@ -140,6 +151,27 @@ class Router:
         if caller.number not in await self.directory.administrator_extensions(caller.company_id):
             return Unavailable("only administrators record announcements", 403)
         return Route(number=dialled, record_announcement=True)
+
+    async def _voicemail(self, caller: Party, dialled: str, number: str) -> Route | Unavailable:
+        """The voicemail feature code, alone (the caller's own mailbox) or followed by an
+        extension's number: from a phone only; the PIN is asked all the same."""
+        if not caller.device:
+            return Unavailable("voicemail is listened to from a phone", 403)
+        number = number or caller.number
+        if (
+            not number.isdigit()
+            or await self.directory.extension(caller.company_id, number) is None
+        ):
+            return Unavailable("no such mailbox", 404)
+        return Route(number=dialled, mailbox=number)
+
+    def _pickup(self, caller: Party, number: str) -> Route | Unavailable:
+        """The directed pickup code followed by a ringing extension's number, from a phone."""
+        if not caller.device:
+            return Unavailable("calls are picked up from a phone", 403)
+        if not number.isdigit():
+            return Unavailable("not a number", 404)
+        return Route(number=number, directed_pickup=True, extension_key=(caller.company_id, number))
 
     async def _hunt(self, caller: Party, group: HuntGroupInfo, depth: int) -> Route | Unavailable:
         """The members to try, free ones only (not busy, not on do-not-disturb, enabled), in

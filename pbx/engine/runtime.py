@@ -15,33 +15,44 @@ from pbx.engine.attendant import Attendants, PromptCache
 from pbx.engine.auth import Authenticator, FailureTracker
 from pbx.engine.calls import CallManager
 from pbx.engine.commands import Command, Done, execute
+from pbx.engine.dialog_journal import JournalWriter, end_lost_dialogs
 from pbx.engine.dialogs import DialogRequests
 from pbx.engine.directory import Directory
 from pbx.engine.events import EventBus, MailboxChanged, RegistrationChanged
-from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, reject
+from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, Leg, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.operations import CallOperations
 from pbx.engine.operator import OperatorDesk
+from pbx.engine.pickup import DirectedPickup
 from pbx.engine.presence import Presence
 from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
-from pbx.engine.routing import Party, Router
+from pbx.engine.routing import Party, Route, Router
 from pbx.engine.services import (
     AnnouncementStore,
+    DialogJournal,
     HuntMemory,
     IdleLines,
     LoopClock,
     MemoryAnnouncementStore,
+    MemoryDialogJournal,
     MemoryHuntMemory,
+    MemoryVoicemailStore,
     Tasks,
+    VoicemailStore,
 )
 from pbx.engine.session_timers import SessionTimers
 from pbx.engine.stack import SipStack
+from pbx.engine.subscriptions import Subscriptions
 from pbx.engine.trunk import TrunkManager
+from pbx.engine.voice_prompts import AudioFiles, SpokenPrompts
+from pbx.engine.voicemail import Voicemail
+from pbx.engine.voicemail_menu import VoicemailMenu
 from pbx.engine.watchdog import MediaWatchdog
 from pbx.events import ConsoleFeed
 from pbx.media.announcement import load_for_playback
 from pbx.sip.message import Request, Response, make_response
+from pbx.sip.subscription import ALLOW_EVENTS, ExpiryPolicy
 from pbx.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
@@ -81,6 +92,21 @@ class EngineConfig:
     # What an administrator's phone dials to record an announcement, and the longest take.
     record_announcement_code: str = "*55"
     record_announcement_seconds: float = 120
+    # Where voicemail is recorded (the voicemail folder); None: no voicemail, calls nobody
+    # answers end with 480/486. The feature code that listens to it by phone, the longest
+    # message, the free space below which mailboxes say they are full, the prompts' language.
+    voicemail_dir: str | None = None
+    voicemail_code: str = "*98"
+    voicemail_max_seconds: float = 180
+    voicemail_min_free_mb: float = 200
+    voicemail_language: str = "it"
+    # Lamps on phones (subscriptions.py): how long a subscription may last (seconds; 423
+    # below the minimum), message-summary NOTIFYs to registered phones that never subscribed,
+    # and the feature code that picks up a ringing extension (+ its number: *8203).
+    subscribe_min_expires: int = 60
+    subscribe_max_expires: int = 3600
+    mwi_unsolicited: bool = False
+    pickup_code: str = "*8"
 
 
 class Engine:
@@ -94,6 +120,8 @@ class Engine:
         bindings: BindingStore | None = None,
         hunt_memory: HuntMemory | None = None,
         announcements: AnnouncementStore | None = None,
+        voicemail: VoicemailStore | None = None,
+        journal: DialogJournal | None = None,
     ) -> None:
         self.config = config
         self.hunt_memory: HuntMemory = hunt_memory or MemoryHuntMemory()
@@ -133,6 +161,8 @@ class Engine:
             self.presence.is_busy,
             hunt_memory=self.hunt_memory,
             record_code=config.record_announcement_code if recording else "",
+            voicemail_code=config.voicemail_code if config.voicemail_dir is not None else "",
+            pickup_code=config.pickup_code,
         )
         self.trunks = TrunkManager(directory, self.stack)
         self.calls = CallManager(
@@ -148,6 +178,9 @@ class Engine:
             queue_timeout=config.queue_timeout,
             hunt_memory=self.hunt_memory,
         )
+        # Each answered leg's dialog, kept so that a start after a crash can end it.
+        self.journal: DialogJournal = journal if journal is not None else MemoryDialogJournal()
+        self.events.subscribe(JournalWriter(self.journal, self._find_leg).on_event)
         self.attendants = Attendants(
             self.calls,
             directory,
@@ -167,6 +200,36 @@ class Engine:
                 max_seconds=config.record_announcement_seconds,
             )
             self.events.subscribe(recorder_by_phone.on_event)
+        # Also the message counts of the message-waiting lamps (`MessageCounts`).
+        self.voicemail_store: VoicemailStore = voicemail or MemoryVoicemailStore(
+            config.voicemail_dir
+        )
+        self.voicemail: Voicemail | None = None
+        if config.voicemail_dir is not None:
+            speech = SpokenPrompts(config.voicemail_language)
+            files = AudioFiles()
+            self.voicemail = Voicemail(
+                self.calls,
+                self.voicemail_store,
+                folder=config.voicemail_dir,
+                tasks=self.tasks,
+                speech=speech,
+                files=files,
+                node=config.node,
+                max_seconds=config.voicemail_max_seconds,
+                min_free_mb=config.voicemail_min_free_mb,
+                language=config.voicemail_language,
+            )
+            self.events.subscribe(self.voicemail.on_event)
+            menu = VoicemailMenu(
+                self.calls,
+                self.voicemail_store,
+                tasks=self.tasks,
+                speech=speech,
+                files=files,
+                language=config.voicemail_language,
+            )
+            self.events.subscribe(menu.on_event)
         self.operations = CallOperations(self.calls, moh=self.media.moh, clock=self.clock)
         self.desk = OperatorDesk(self.calls, self.operations, directory, self.registrar)
         self.session_timers = SessionTimers(self.calls, stack=self.stack, clock=self.clock)
@@ -174,6 +237,21 @@ class Engine:
         self.dialog_requests = DialogRequests(
             self.calls, self.operations, self.session_timers, stack=self.stack, tasks=self.tasks
         )
+        self.pickup = DirectedPickup(self.calls)
+        self.subscriptions = Subscriptions(
+            stack=self.stack,
+            clock=self.clock,
+            tasks=self.tasks,
+            directory=directory,
+            counts=self.voicemail_store,
+            presence=self.presence,
+            calls=self.calls,
+            contacts=self.registrar,
+            policy=ExpiryPolicy(config.subscribe_min_expires, config.subscribe_max_expires),
+            unsolicited=config.mwi_unsolicited,
+            pickup_code=config.pickup_code,
+        )
+        self.events.subscribe(self.subscriptions.on_event)
         self._reload: asyncio.TimerHandle | None = None
         self._registered: dict[str, tuple[int, str]] = {}  # username -> its extension
         self._watch: asyncio.TimerHandle | None = None
@@ -189,13 +267,23 @@ class Engine:
     def sip_port(self) -> int:
         return self.stack.port
 
+    def _find_leg(self, leg_id: int) -> Leg | None:
+        return self.calls.leg_by_id(leg_id) or self.dialogs.by_id(leg_id)
+
     async def start(self) -> None:
         # Bind first: the SIP port is this node's lock. A second instance of the same node must
         # fail here, before it closes the live calls of the first one as "interrupted".
         await self.stack.start(self.config.bind, self.config.sip_port)
+        ended = await end_lost_dialogs(self.journal, self.stack)
+        if ended:  # the phones of a crashed run's calls sat in silence until now
+            log.warning(
+                "engine %s: BYE sent on %d dialogs left by a crash", self.config.node, ended
+            )
         recover = getattr(self.recorder, "recover", None)
         if recover is not None:  # close the call records a crash left open
             await recover()
+        if self.voicemail is not None:  # messages a crash left half-way
+            await self.voicemail.recover()
         restored = await self.registrar.restore(self.stack.now())
         if restored:
             log.info("engine %s: %d registrations restored", self.config.node, restored)
@@ -253,12 +341,16 @@ class Engine:
         if self._watch:
             self._watch.cancel()
         self.trunks.stop()
+        self.subscriptions.close()
         for call in list(self.calls.calls.values()):
             self.calls.hangup_call(call, "shutdown")
         await asyncio.sleep(0.05)  # let the BYEs leave
+        if self.voicemail is not None:  # the messages of the calls just ended
+            await self.voicemail.saved_all()
         self.tasks.cancel_all()
         await self.stack.close()
-        for writer in (self.recorder, self.registrar.store):  # the last records reach the disk
+        # The last records reach the disk; the journal, the ends of the calls just hung up.
+        for writer in (self.recorder, self.registrar.store, self.journal):
             flush = getattr(writer, "flush", None)
             if flush is not None:
                 await asyncio.to_thread(flush)
@@ -275,6 +367,7 @@ class Engine:
             "sip": dict(self.stack.stats),
             "authenticated": dict(self.auth.accepted),
             "tasks": len(self.tasks),
+            "subscriptions": len(self.subscriptions),
         }
 
     async def execute(self, command: Command) -> Done:
@@ -298,6 +391,8 @@ class Engine:
             self._cancel(request, key)
             return
         if request.to_addr.tag:
+            if method == "SUBSCRIBE" and self.subscriptions.in_dialog(request):
+                return  # a refresh, or the end, of a subscription
             leg = self.dialogs.find(request)
             if leg is None:
                 self.stack.send_response(make_response(request, 481))
@@ -314,6 +409,8 @@ class Engine:
             self.tasks.spawn(self._register(request, source, transport))
         elif method == "INVITE":
             self.tasks.spawn(self._invite(request, source, transport, key))
+        elif method == "SUBSCRIBE":
+            self.tasks.spawn(self._subscribe(request, source, transport))
         elif method == "OPTIONS":
             self.stack.send_response(
                 make_response(
@@ -323,6 +420,7 @@ class Engine:
                         ("Allow", ALLOW_OUTSIDE_DIALOGS),
                         ("Accept", "application/sdp"),
                         ("Supported", "replaces, timer"),
+                        ("Allow-Events", ALLOW_EVENTS),
                     ),
                 )
             )
@@ -347,6 +445,17 @@ class Engine:
         self.stack.send_response(make_response(cancel, 200))
         if invite_key is not None:
             self.calls.cancel(invite_key)
+
+    async def _subscribe(self, request: Request, source: Addr, transport: str) -> None:
+        """A new subscription: authenticated first, as any request of a phone out of a
+        dialog, so that even which event packages and extensions exist is told only to
+        phones of ours (489, 404 and 403 come after the challenge; RFC 6665 allows it)."""
+        outcome = await self.auth.check(request, source[0], self.stack.now())
+        if outcome.device is None:
+            challenges = tuple(("WWW-Authenticate", c) for c in outcome.challenge)
+            self.stack.send_response(make_response(request, 401, headers=challenges))
+            return
+        await self.subscriptions.subscribe(request, source, transport, outcome.device)
 
     async def _register(self, request: Request, source: Addr, transport: str) -> None:
         now = self.stack.now()
@@ -426,6 +535,9 @@ class Engine:
         caller = Party(device.company_id, device.extension, name, device.username)
         if self._cancelled(invite, key):
             return
+        # An INVITE with Replaces takes over a ringing phone's early dialog (pickup.py).
+        replaces = invite.headers.get("Replaces")
+        pickup = Route(dialled, directed_pickup=True, replaces=replaces) if replaces else None
         await self.calls.incoming(
             invite,
             source,
@@ -434,6 +546,7 @@ class Engine:
             caller,
             dialled,
             "internal" if not dialled.startswith("0") else "outbound",
+            did_route=pickup,
         )
 
     async def _invite_from_trunk(

@@ -1,6 +1,7 @@
 """The pbx app's models: the telephony configuration (telephony.py) and the company's
 reception built on it (reception.py: announcements, hunt groups, Multiselection)."""
 
+from pbx.models.journal import OpenDialog
 from pbx.models.reception import (
     INVALID,
     KEYS,
@@ -82,6 +83,7 @@ __all__ = [
     "MenuKey",
     "Multiselection",
     "NodeHeartbeat",
+    "OpenDialog",
     "Registration",
     "RingMode",
     "Role",

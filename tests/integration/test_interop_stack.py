@@ -100,7 +100,7 @@ def test_a_method_the_engine_does_not_implement_gets_405_even_when_it_requires_a
     pbx: Pbx,
 ) -> None:
     """RFC 3261 8.2.1 before 8.2.2.3: the method is inspected before its Require."""
-    answer, _ = _ask(pbx, _request("SUBSCRIBE", extra=("Require: eventlist", "Event: presence")))
+    answer, _ = _ask(pbx, _request("PUBLISH", extra=("Require: eventlist", "Event: presence")))
     assert answer.status == 405
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from pbx.models import Mailbox
 from pbx.runtime import build_engine
 from stats.models import CallRecord
 from tests.integration.engine_fixture import RunningEngine, start_engine
@@ -139,6 +140,8 @@ def test_do_not_disturb_set_by_the_cli_counts_from_the_next_call(
     call_command(
         "extension", "add", "202", "--name", "Giulia Bianchi", "--secret", "secret-202-abcdefgh"
     )
+    # Without voicemail, do-not-disturb refuses with 480 (with it, the mailbox answers).
+    Mailbox.objects.filter(extension__number="202").update(enabled=False)
     target = engine.address
     caller = {"keys": {"service": "202", "user": "201"}, "auth": ("201", "secret-201-abcdefgh")}
     with sipp_uas("uas_answer", calls=2) as phone:

@@ -48,7 +48,7 @@ async def test_do_not_disturb_goes_to_the_voicemail_hook() -> None:
     route = await _router(ExtensionInfo(1, "202", "G", ("202",), do_not_disturb=True)).route(
         CALLER, "202"
     )
-    assert route == Unavailable("do not disturb", 480)
+    assert route == Unavailable("do not disturb", 480, voicemail="202")
 
 
 async def test_forward_always_follows_the_target() -> None:
@@ -70,7 +70,7 @@ async def test_forwarding_in_a_circle_stops() -> None:
 
 async def test_a_busy_extension_forwards_on_busy_or_answers_busy() -> None:
     plain = _router(ExtensionInfo(1, "202", "G", ("202",)), busy=frozenset({"202"}))
-    assert await plain.route(CALLER, "202") == Unavailable("busy", 486)
+    assert await plain.route(CALLER, "202") == Unavailable("busy", 486, voicemail="202")
     forwarding = _router(
         ExtensionInfo(1, "202", "G", ("202",), forward_busy="0612345678"), busy=frozenset({"202"})
     )

@@ -128,7 +128,7 @@ def _engine(stack: SipStack) -> _Engine:
         ("PUBLISH", "application/pidf+xml", PIDF),
         ("MESSAGE", "text/html", b"<b>hi</b>"),
         ("MESSAGE", "text/plain", b"hi"),
-        ("SUBSCRIBE", "application/resource-lists+xml", b"<x/>"),
+        ("PUBLISH", "application/resource-lists+xml", b"<x/>"),
     ],
 )
 def test_a_method_we_do_not_implement_passes_the_checks_whatever_its_body(

@@ -242,3 +242,34 @@ class FakePrompts:
     def name_of(self, samples: Any) -> str:
         """The path of the announcement `samples` are, or "" for anything else."""
         return next((path for path, s in self.samples.items() if s is samples), "")
+
+
+class FakeSpeech:
+    """`Speech` (pbx/engine/voice_prompts.py) without espeak-ng: each sentence is a tone of
+    its own lasting `seconds`; `said` lists what was asked, in order. `mute()`: nothing can
+    be spoken (espeak-ng missing)."""
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+        self.samples: dict[str, np.ndarray] = {}
+        self.said: list[str] = []
+        self.muted = False
+
+    def mute(self) -> None:
+        self.muted = True
+
+    async def say(self, text: str) -> np.ndarray | None:
+        self.said.append(text)
+        if self.muted:
+            return None
+        if text not in self.samples:
+            tone = 500 + 10 * len(self.samples)
+            t = np.arange(round(self.seconds * RATE)) / RATE
+            self.samples[text] = (3000 * np.sin(2 * np.pi * tone * t)).astype(np.int16)
+        return self.samples[text]
+
+
+async def inline(work: Callable[[], Any]) -> Any:
+    """Blocking work done at once on the loop (unit tests): no thread whose end a test
+    would have to wait for."""
+    return work()

@@ -34,8 +34,17 @@ from pbx.engine.operations import CallOperations
 from pbx.engine.presence import Presence
 from pbx.engine.records import MemoryRecorder, RecordWriter
 from pbx.engine.routing import Router
-from pbx.engine.services import IdleLines, MemoryAnnouncementStore, MemoryHuntMemory, Tasks
+from pbx.engine.services import (
+    IdleLines,
+    MemoryAnnouncementStore,
+    MemoryHuntMemory,
+    MemoryVoicemailStore,
+    Tasks,
+)
 from pbx.engine.session_timers import SessionTimers
+from pbx.engine.voice_prompts import AudioFiles
+from pbx.engine.voicemail import Voicemail
+from pbx.engine.voicemail_menu import VoicemailMenu
 from pbx.sip.message import Request, make_response
 from tests.unit.fakes.clock import FakeClock, FakeWallClock
 from tests.unit.fakes.directory import (
@@ -45,7 +54,14 @@ from tests.unit.fakes.directory import (
     FakeTrunks,
     office_extensions,
 )
-from tests.unit.fakes.media import MUSIC, FakeEndpoint, FakeMediaPorts, FakePrompts
+from tests.unit.fakes.media import (
+    MUSIC,
+    FakeEndpoint,
+    FakeMediaPorts,
+    FakePrompts,
+    FakeSpeech,
+    inline,
+)
 from tests.unit.fakes.phones import Phone
 from tests.unit.fakes.sip import FakeStack
 
@@ -53,6 +69,7 @@ SETTLE_ROUNDS = 30  # loop iterations that let every woken task run to its next 
 # Where the wall clock starts: a Monday morning in Rome (08:00 UTC is 09:00 there, CET).
 MONDAY_9AM = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 RECORD_CODE = "*55"  # EngineConfig.record_announcement_code's default
+VOICEMAIL_CODE = "*98"  # EngineConfig.voicemail_code's default
 
 
 class CheckedTasks(Tasks):
@@ -96,6 +113,11 @@ class Pbx:
     log: list[Event] = field(default_factory=list)
     failures: list[BaseException] = field(default_factory=list)
     phones: dict[str, Phone] = field(default_factory=dict)
+    # Voicemail, with `voicemail_dir` (its store has no mailbox until a test adds one).
+    voicemail_store: MemoryVoicemailStore = field(default_factory=MemoryVoicemailStore)
+    voicemail: Voicemail | None = None
+    voicemail_menu: VoicemailMenu | None = None
+    speech: FakeSpeech = field(default_factory=FakeSpeech)
 
     def __repr__(self) -> str:
         return f"<Pbx at {self.clock.now()}: {len(self.calls.calls)} calls>"
@@ -227,10 +249,12 @@ def office(
     media_ports: int = 1000,
     announcements_dir: Path | None = None,
     record_code: str = RECORD_CODE,
+    voicemail_dir: Path | None = None,
 ) -> Pbx:
     """Alice, Bob, Carol and Dave (`office_extensions`, each replaced by an override with
     its number) and a trunk to the carrier, wired as `Engine` wires its call layer; with
-    `announcements_dir`, administrators record announcements there by dialling `record_code`."""
+    `announcements_dir`, administrators record announcements there by dialling `record_code`;
+    with `voicemail_dir`, voicemail records there (`Pbx.voicemail_store` has the mailboxes)."""
     directory = MemoryDirectory(trunk_list=[CARRIER])
     for ext in [*office_extensions(), *overrides]:
         directory.extensions[(ext.company_id, ext.number)] = ext
@@ -258,6 +282,7 @@ def office(
             presence.is_busy,
             hunt_memory=hunt_memory,
             record_code=record_code if announcements_dir is not None else "",
+            voicemail_code=VOICEMAIL_CODE if voicemail_dir is not None else "",
         ),
         trunks=trunks,
         tasks=tasks,
@@ -298,6 +323,22 @@ def office(
         announcements=announcements,
         recorder_by_phone=recorder_by_phone,
     )
+    if voicemail_dir is not None:
+        pbx.voicemail_store = MemoryVoicemailStore(voicemail_dir, now=clock.now)
+        files = AudioFiles(blocking=inline)
+        pbx.voicemail = Voicemail(
+            calls,
+            pbx.voicemail_store,
+            folder=voicemail_dir,
+            tasks=tasks,
+            speech=pbx.speech,
+            files=files,
+            blocking=inline,
+            wall_clock=wall,
+        )
+        pbx.voicemail_menu = VoicemailMenu(
+            calls, pbx.voicemail_store, tasks=tasks, speech=pbx.speech, files=files
+        )
     # The bus logs a failing subscriber and goes on; here the failure fails the test.
     subscribers = (
         presence.on_event,
@@ -306,6 +347,8 @@ def office(
         attendants.on_event,
         IdleLines(hunt_memory, wall.timestamp).on_event,
         *([recorder_by_phone.on_event] if recorder_by_phone is not None else []),
+        *([pbx.voicemail.on_event] if pbx.voicemail is not None else []),
+        *([pbx.voicemail_menu.on_event] if pbx.voicemail_menu is not None else []),
         pbx.log.append,
     )
     for subscriber in subscribers:
