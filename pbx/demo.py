@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -34,6 +35,7 @@ from pbx.models import (
     Did,
     DidTarget,
     Extension,
+    Mailbox,
     Membership,
     Role,
     Site,
@@ -75,14 +77,23 @@ def load_credentials(path: Path | None = None) -> dict[str, Any]:
     """The demo's secrets for this install, drawn and saved on first use."""
     path = path or credentials_path()
     if path.exists():
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
+        if "pins" not in data:  # an install seeded before voicemail: its PINs are drawn now
+            data["pins"] = _draw_pins()
+            _save(path, data)
+        return data
     data = {
         "install_key": generate_secret(10),
         "passwords": {username: secrets.token_urlsafe(9) for username, _, _ in USERS},
         "secrets": {number: generate_secret() for number, _, _ in EXTENSIONS},
+        "pins": _draw_pins(),
     }
     _save(path, data)
     return data
+
+
+def _draw_pins() -> dict[str, str]:
+    return {number: f"{secrets.randbelow(10**4):04d}" for number, _, _ in EXTENSIONS}
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
@@ -113,6 +124,8 @@ class SeedResult:
     logins: list[tuple[str, str, str]] = field(default_factory=list)
     # (number, name, username, secret or CHANGED)
     phones: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # (number, voicemail PIN or CHANGED)
+    pins: list[tuple[str, str]] = field(default_factory=list)
     reason: str = ""
     spoken: bool = True  # the demo menus speak (espeak-ng was there), or they are tones
 
@@ -127,6 +140,8 @@ def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
         company = _company(result)
         for number, name, site in EXTENSIONS:
             _extension(company, number, name, site, credentials, result)
+        for number, _, _ in EXTENSIONS:  # mailboxes exist once their extensions do
+            _set_pin(company, number, credentials)
         _trunk(company, result)
         for username, role, number in USERS:
             _user(company, username, role, number, credentials, result)
@@ -157,6 +172,7 @@ def _extension(
     result: SeedResult,
 ) -> None:
     secret = device_secret(number, credentials)
+    _pin(company, number, credentials, result)
     if not Extension.objects.filter(company=company, number=number).exists():
         add_extension(company, number, name, secret=secret, site_name=site)
         result.created.append(f"extension {number}")
@@ -168,6 +184,27 @@ def _extension(
     expected = ha1(device.username, device.realm, secret, "MD5")
     shown = secret if device.ha1_md5 == expected else CHANGED
     result.phones.append((number, name, device.username, shown))
+
+
+def _pin(company: Company, number: str, credentials: dict[str, Any], result: SeedResult) -> None:
+    """The demo voicemail PIN of an extension: set once, never over one its owner chose."""
+    pin = str(credentials["pins"][number])
+    extension = Extension.objects.filter(company=company, number=number).first()
+    if extension is None:  # created just after: its mailbox comes with it
+        result.pins.append((number, pin))
+        return
+    mailbox, _ = Mailbox.objects.get_or_create(extension=extension)
+    if not mailbox.has_pin:
+        mailbox.set_pin(pin)
+        mailbox.save(update_fields=["pin_hash"])
+    result.pins.append((number, pin if check_password(pin, mailbox.pin_hash) else CHANGED))
+
+
+def _set_pin(company: Company, number: str, credentials: dict[str, Any]) -> None:
+    mailbox = Mailbox.objects.filter(extension__company=company, extension__number=number).first()
+    if mailbox is not None and not mailbox.has_pin:
+        mailbox.set_pin(str(credentials["pins"][number]))
+        mailbox.save(update_fields=["pin_hash"])
 
 
 def _trunk(company: Company, result: SeedResult) -> None:

@@ -20,6 +20,7 @@ from pbx.models import (
     Did,
     Extension,
     HuntGroup,
+    Mailbox,
     Membership,
     Multiselection,
     Role,
@@ -231,3 +232,15 @@ def test_the_demo_reception_is_ready_to_try() -> None:
     assert attendant.default_menu is not None
     for announcement in Announcement.objects.all():
         check_announcement(announcement.path.read_bytes())  # a valid file, in one of the formats
+
+
+@pytest.mark.django_db
+def test_each_demo_mailbox_has_the_printed_pin(var_dir: Path) -> None:
+    output = seed_demo()
+
+    line = next(line for line in output.splitlines() if line.startswith("Voicemail:"))
+    pins = dict(pair.split() for pair in line.split("PINs: ")[1].split(", "))
+    assert sorted(pins) == ["200", "201", "202", "203", "204", "205"]
+    mailbox = Mailbox.objects.get(extension__number="201")
+    assert mailbox.try_pin(pins["201"])
+    assert seed_demo().count(f"201 {pins['201']}") == 1  # the same PIN on the next start

@@ -35,6 +35,11 @@ class Command(BaseCommand):
         )
         for number, name, username, secret in result.phones:
             self.stdout.write(f"  {number:<5} {name:<16} user {username:<6} secret {secret}")
+        pins = ", ".join(f"{number} {pin}" for number, pin in result.pins)
+        self.stdout.write(
+            f"Voicemail: dial {settings.CENTRALINO_VOICEMAIL_CODE} from a phone, then its PIN"
+            f" and #. PINs: {pins}"
+        )
         self.stdout.write(f"(kept in {demo.credentials_path()})")
         self.stdout.write("")
         self.stdout.write(
