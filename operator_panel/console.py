@@ -2,12 +2,14 @@
 
 The page carries what does not change while it is open (the operator's extension, the
 monitored extensions, the labels in the user's language); everything live comes over the
-socket (operator_panel/consumers.py), and today's counters from `counters`, which the page
-reloads whenever a call ends.
+socket (operator_panel/consumers.py); today's counters (`counters`) and the operator's
+voicemail and missed calls (`voicemail`) are fragments the page reloads whenever a call ends
+and every minute (the socket's stream carries no mailbox event).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,17 +17,24 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from pbx import control
-from pbx.models import Company, Did, DidTarget, Extension, Membership
-from stats.models import CallRecord, Disposition
+from pbx.models import Company, Did, DidTarget, Extension, Mailbox, Membership, Trunk, VoiceMessage
+from selfcare import actions as selfcare_actions
+from selfcare.access import membership_with_extension
+from selfcare.calllog import VOICEMAIL, numbers_of
+from stats.models import CallRecord, Direction, Disposition
+
+PANEL_MESSAGES = 20  # the rest are on /me/voicemail/
+PANEL_MISSED = 50
 
 
 def _console_actor(request: HttpRequest) -> control.Actor:
@@ -80,26 +89,162 @@ def board(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-def counters(request: HttpRequest) -> HttpResponse:
-    """Today's missed, incoming and outgoing calls of the console (SPEC B9), as a fragment."""
-    actor = _console_actor(request)
-    company = Company.objects.get(pk=actor.company_id)
+def _midnight(company: Company) -> datetime:
+    """The start of today in the company's time zone."""
     zone = ZoneInfo(company.time_zone)
-    midnight = datetime.combine(datetime.now(zone).date(), time.min, tzinfo=zone)
-    today = CallRecord.objects.filter(company=company, started_at__gte=midnight)
-    queue_numbers = [company.operator_number] if company.operator_number else []
-    queue_numbers += Did.objects.filter(
+    return datetime.combine(timezone.now().astimezone(zone).date(), time.min, tzinfo=zone)
+
+
+def _queue_numbers(company: Company) -> list[str]:
+    """What reaches the operator queue: the operator number and the company numbers routed to it."""
+    numbers = [company.operator_number] if company.operator_number else []
+    numbers += Did.objects.filter(
         trunk__company=company, target_kind=DidTarget.OPERATOR
     ).values_list("number", flat=True)
-    incoming = today.filter(callee__in=queue_numbers).exclude(disposition=Disposition.IN_PROGRESS)
-    missed = incoming.filter(~Q(disposition=Disposition.ANSWERED)).count()
+    return numbers
+
+
+@login_required
+def counters(request: HttpRequest) -> HttpResponse:
+    """Today's missed, incoming and outgoing calls of the console (SPEC B9), as a fragment:
+    incoming and missed are those of the queue and of the operator's own extension, missed
+    the very calls the voicemail panel lists."""
+    actor = _console_actor(request)
+    company = Company.objects.get(pk=actor.company_id)
+    mailbox = _own_mailbox(request)
+    today = CallRecord.objects.filter(company=company, started_at__gte=_midnight(company))
     outgoing = today.filter(caller=actor.extension).count() if actor.extension else 0
     return render(
         request,
         "console/counters.html",
-        {"missed": missed, "incoming": incoming.count(), "outgoing": outgoing},
+        {
+            "missed": _missed_today(company, mailbox, actor.extension).count(),
+            "incoming": _incoming_today(company, mailbox, actor.extension).count(),
+            "outgoing": outgoing,
+        },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCall:
+    """A line of the panel's missed calls, with the number that rings the caller back."""
+
+    record: CallRecord
+    outcome: str
+    call_back: str  # what the console dials ("" when the caller cannot be called back)
+
+
+def _own_mailbox(request: HttpRequest) -> Mailbox | None:
+    """The requesting user's own mailbox: the one of their extension (selfcare's rule)."""
+    membership = membership_with_extension(request)
+    if membership is None:
+        return None
+    return Mailbox.objects.filter(extension=membership.extension).first()
+
+
+def _incoming_today(
+    company: Company, mailbox: Mailbox | None, operator: str
+) -> QuerySet[CallRecord]:
+    """Today's ended calls for the operator queue or for the operator's own extension."""
+    called = Q(callee__in=_queue_numbers(company))
+    if mailbox is not None:
+        called |= Q(callee__in=numbers_of(mailbox.extension))
+    calls = CallRecord.objects.filter(
+        called, company=company, started_at__gte=_midnight(company)
+    ).exclude(disposition=Disposition.IN_PROGRESS)
+    if operator:
+        calls = calls.exclude(caller=operator)  # the operator's own calls out
+    return calls
+
+
+def _missed_today(company: Company, mailbox: Mailbox | None, operator: str) -> QuerySet[CallRecord]:
+    """The incoming calls of today that no person answered: nobody did, or only the
+    voicemail (as /me/calls/ decides, selfcare.calllog), newest first."""
+    message = VoiceMessage.objects.filter(mailbox=mailbox, call_id=OuterRef("call_id"))
+    nobody = Q(answered_at__isnull=True) & ~Q(disposition=Disposition.ANSWERED)
+    return (
+        _incoming_today(company, mailbox, operator)
+        .annotate(voicemail=Exists(message))
+        .filter(nobody | Q(answered_by=VOICEMAIL) | Q(voicemail=True))
+        .order_by("-started_at", "-pk")
+    )
+
+
+def _missed_call(record: Any, outside_prefix: str | None, can_dial: bool) -> MissedCall:
+    if record.voicemail:
+        outcome = _("Voice message")
+    elif record.answered_by == VOICEMAIL:
+        outcome = _("Not answered")
+    else:
+        outcome = record.get_disposition_display()
+    number = record.caller
+    if record.direction == Direction.INBOUND:
+        # Out through the trunk's prefix, which only takes digits after it (no "+39...").
+        outside = outside_prefix is not None and number.isdigit()
+        number = f"{outside_prefix}{number}" if outside else ""
+    if not can_dial or not control.NUMBER.match(number):  # "anonymous", no phone to call from
+        number = ""
+    return MissedCall(record, outcome, number)
+
+
+def _when(moment: datetime) -> str:
+    """The time of day, with the date before it when that is not today (current time zone)."""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localdate():
+        return f"{local:%H:%M}"
+    return f"{formats.date_format(local, 'SHORT_DATE_FORMAT')} {local:%H:%M}"
+
+
+def _voicemail_panel(request: HttpRequest, actor: control.Actor) -> HttpResponse:
+    company = Company.objects.get(pk=actor.company_id)
+    mailbox = _own_mailbox(request)
+    with timezone.override(ZoneInfo(company.time_zone)):
+        shown: list[VoiceMessage] = []
+        new = 0
+        if mailbox is not None:
+            shown = list(mailbox.messages.all()[:PANEL_MESSAGES])  # new first (the model's order)
+            new = mailbox.messages.filter(heard=False).count()
+            for message in shown:
+                message.when = _when(message.received_at)  # type: ignore[attr-defined]
+        trunk = Trunk.objects.filter(company=company, enabled=True).order_by("id").first()
+        prefix = trunk.outbound_prefix if trunk else None  # the engine's outbound trunk
+        can_dial = bool(actor.extension)
+        missed_calls = _missed_today(company, mailbox, actor.extension)
+        missed = [_missed_call(record, prefix, can_dial) for record in missed_calls[:PANEL_MISSED]]
+        missed_count = len(missed) if len(missed) < PANEL_MISSED else missed_calls.count()
+        context = {
+            "mailbox": mailbox,
+            "voice_messages": shown,
+            "more_messages": mailbox is not None and mailbox.messages.count() > len(shown),
+            "new_count": new,
+            "missed": missed,
+            "missed_count": missed_count,  # what the status bar's counter says too
+        }
+        return render(request, "console/voicemail.html", context)
+
+
+@login_required
+def voicemail(request: HttpRequest) -> HttpResponse:
+    """The operator's own voice messages and today's missed calls (SPEC B), as a fragment; it
+    also brings the status bar's voicemail indicator (B9) as an out-of-band swap."""
+    return _voicemail_panel(request, _console_actor(request))
+
+
+@login_required
+@require_POST
+def message_heard(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark one of the operator's own messages heard (or new again): the lamps follow."""
+    actor = _console_actor(request)
+    mailbox = _own_mailbox(request)
+    if mailbox is None:
+        raise Http404("No mailbox.")
+    message = get_object_or_404(
+        VoiceMessage.objects.select_related("mailbox__extension"), pk=pk, mailbox=mailbox
+    )
+    selfcare_actions.set_heard(message, request.POST.get("heard") != "0")
+    if not request.headers.get("HX-Request"):
+        return redirect("console")
+    return _voicemail_panel(request, actor)
 
 
 @login_required

@@ -18,6 +18,8 @@ urlpatterns = [
     path("me/", include("selfcare.urls")),
     path("console/", console.board, name="console"),
     path("console/counters/", console.counters, name="console-counters"),
+    path("console/voicemail/", console.voicemail, name="console-voicemail"),
+    path("console/voicemail/<int:pk>/heard/", console.message_heard, name="console-message-heard"),
     path("console/monitoring/<str:number>/", console.monitoring, name="console-monitoring"),
     path("api/", include("operator_panel.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),

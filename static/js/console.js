@@ -481,6 +481,8 @@ document.addEventListener("click", (event) => {
     return;
   }
   closeMenu();
+  const back = event.target.closest("[data-call-back]"); // a missed call in the voicemail panel
+  if (back) return act("dial", { number: back.dataset.callBack });
   const button = event.target.closest(".call [data-action]");
   if (button) {
     const call = callById(button.closest(".call").dataset.id);
@@ -708,6 +710,9 @@ function keyAction(event, inField, key, code) {
   if (code === "NumpadSubtract" || (key === "F8" && !shift)) return cancel();
   if ((key === "F10" && shift) || key === "ContextMenu") return menuForFocused();
   if (inField) return false;
+  // On a focused button, link or player (a call's "Hang up", the voicemail panel) Enter and
+  // Space press it, as everywhere else: they answer the next call only from the call lists.
+  if ((key === "Enter" || key === " ") && event.target.closest("button, a[href], audio, summary, #voicemail")) return false;
   if (key === "Enter" || key === " ") return answerOrPutThrough(false);
   if (key === "?") return $("#help").showModal() || true;
   if (key === "/") return focusField();
@@ -818,6 +823,31 @@ function transferCurrent() {
   if (current && mine(current) && current.state === "answered") startTransfer(current);
   return true;
 }
+
+// --- the voicemail panel (an htmx fragment: templates/console/voicemail.html) ----------------
+
+// A reload replaces the players: while a message plays it waits for the message to end.
+let voicemailStale = false;
+const voicemailPlayers = () => [...document.querySelectorAll("#voicemail-body audio")];
+const playing = () => voicemailPlayers().some((audio) => !audio.paused && !audio.ended);
+
+document.body.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.elt.id === "voicemail-body" && playing()) {
+    event.preventDefault();
+    voicemailStale = true;
+  }
+});
+
+// Media events do not bubble: listen in the capture phase. One message plays at a time.
+document.addEventListener("play", (event) => {
+  for (const audio of voicemailPlayers()) if (audio !== event.target) audio.pause();
+}, true);
+document.addEventListener("ended", () => {
+  if (voicemailStale && !playing()) {
+    voicemailStale = false;
+    document.body.dispatchEvent(new Event("voicemail-stale")); // the panel reloads (htmx)
+  }
+}, true);
 
 // --- go --------------------------------------------------------------------------------------
 

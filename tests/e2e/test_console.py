@@ -8,6 +8,7 @@ are baresip phones sending tones, and the audio is checked where it arrives.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import SECOND_OPERATOR, ConsoleServer
+from tests.e2e.test_me import run_in_server
 from tests.integration.peers.audio import dominant_frequency, rms
 from tests.integration.peers.baresip import Baresip
 from tests.integration.peers.waiting import wait_for
@@ -231,3 +233,53 @@ def test_the_operator_answers_on_the_phone_itself_and_the_console_follows(
     hears_music(mario, OPERATOR_TONE)
     mario.hangup()
     expect(page.locator("#incoming-calls .call")).to_have_count(0)
+
+
+# A message in the operator's own mailbox, written as the engine does: the file, then the row.
+LEAVE_FOR_THE_OPERATOR = """
+import numpy as np
+from pbx.media.wav import encode_wav_pcm
+from pbx.models import Mailbox, VoiceMessage, voicemail_dir
+t = np.arange(8000 * 3) / 8000
+name = VoiceMessage.new_file_name()
+voicemail_dir().mkdir(parents=True, exist_ok=True)
+(voicemail_dir() / name).write_bytes(
+    encode_wav_pcm((8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 8000)
+)
+VoiceMessage.objects.create(
+    mailbox=Mailbox.objects.get(extension__number="200"),
+    caller="0698765432", caller_name="{name}", duration=3.0, file_name=name,
+)
+"""
+
+
+def test_the_voicemail_panel_plays_a_message_left_on_the_server_and_marks_it_heard(
+    console_server: ConsoleServer, open_console: Callable[..., Any]
+) -> None:
+    caller = f"Studio {uuid.uuid4().hex[:6]}"
+    run_in_server(console_server, LEAVE_FOR_THE_OPERATOR.replace("{name}", caller))
+    page = open_console()
+
+    player = page.locator(f'#voicemail audio[aria-label^="Message from {caller},"]')
+    expect(player).to_be_visible()
+    duration = player.evaluate(
+        """(el) => new Promise((resolve, reject) => {
+            el.addEventListener("loadedmetadata", () => resolve(el.duration));
+            el.addEventListener("error", () => reject(new Error("no audio")));
+            el.preload = "metadata";
+            el.load();
+        })"""
+    )
+    assert abs(duration - 3.0) < 0.1  # served by the operator's own /me/ audio view
+    indicator = page.locator("#status-voicemail")
+    expect(indicator).to_have_attribute("aria-label", re.compile(r"^\d+ new voice messages?$"))
+    new_before = int(indicator.get_attribute("aria-label").split()[0])
+
+    page.get_by_role("button", name=f"Mark the message from {caller}", exact=False).click()
+    expect(
+        page.get_by_role("button", name=re.compile(f"^Mark the message from {caller}, .* as new$"))
+    ).to_be_visible()
+    left = new_before - 1
+    expect(indicator).to_have_attribute(
+        "aria-label", "No new voice messages" if left == 0 else re.compile(rf"^{left} new voice")
+    )
