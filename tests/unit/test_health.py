@@ -73,4 +73,4 @@ def test_the_home_page_lists_every_node(client: Client) -> None:
     nodes = page[page.index("Telephony nodes") :]
 
     assert nodes.index("node7") < nodes.index("Running") < nodes.index("node8")
-    assert "Down" in nodes[nodes.index("node8") :]
+    assert "Not responding" in nodes[nodes.index("node8") :]
