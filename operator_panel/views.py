@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -10,8 +11,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from pbx import heartbeat, worker
+from pbx.connectivity import Outage, redis_problem
 
+log = logging.getLogger(__name__)
 ENGINE_QUERY_TIMEOUT = 2.0
+# The web's view of Redis: a wrong REDIS_URL, or Redis gone, is said once in its log.
+_redis = Outage(log, "Redis", "the consoles get no live calls and their commands fail")
 
 
 PUBLIC_FIELDS = ("mode", "node", "running", "sip_port", "error")  # what anonymous visitors may see
@@ -87,10 +92,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
     (its heartbeat is fresh); 503 otherwise, with the reason."""
     database = _database_ok()
     engine = engine_state() if database else {"running": False, "error": "database unreachable"}
-    healthy = database and bool(engine.get("running"))
+    redis = _redis_ok()
+    healthy = database and redis is not False and bool(engine.get("running"))
     body = {
         "status": "ok" if healthy else "error",
         "database": "ok" if database else "unreachable",
         "engine": _visible(engine, request),
     }
+    if redis is not None:  # the distributed mode: consoles and commands go through Redis
+        body["redis"] = "ok" if redis else "unreachable"
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _redis_ok() -> bool | None:
+    """Whether Redis answers (None without REDIS_URL); its address and error go to the log."""
+    if not settings.REDIS_URL:
+        return None
+    problem = redis_problem(settings.REDIS_URL)
+    if problem:
+        _redis.failed(problem)
+        return False
+    _redis.succeeded()
+    return True

@@ -8,10 +8,12 @@ node) is seen by the next request, with no ORM query per packet.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
+from pbx.connectivity import Outage
 from pbx.engine.directory import (
     AttendantInfo,
     DeviceInfo,
@@ -37,6 +39,8 @@ from pbx.models import (
     Role,
     Trunk,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -203,11 +207,25 @@ class OrmDirectory:
     def __init__(self) -> None:
         self._snapshot = Snapshot()
         self._lock = asyncio.Lock()
+        self._database = Outage(
+            log, "the database", "calls and registrations go on with the configuration read last"
+        )
 
     async def refresh(self) -> Snapshot:
-        """The configuration as it is now (one stamp read; a reload only if it moved)."""
+        """The configuration as it is now (one stamp read; a reload only if it moved).
+
+        While the database is away (a PostgreSQL restart) the last snapshot read stands in,
+        so that phones still register and call; only a directory never read raises.
+        """
         async with self._lock:
-            self._snapshot = await asyncio.to_thread(_current, self._snapshot)
+            try:
+                self._snapshot = await asyncio.to_thread(_current, self._snapshot)
+            except DatabaseError as error:
+                if self._snapshot.version < 0:
+                    raise
+                self._database.failed(error)
+            else:
+                self._database.succeeded()
             return self._snapshot
 
     async def device(self, username: str) -> DeviceInfo | None:

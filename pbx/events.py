@@ -40,6 +40,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pbx.connectivity import Outage
 from pbx.engine.call import CallState
 from pbx.engine.events import (
     CallChanged,
@@ -320,12 +324,18 @@ def merged(view: View) -> Snapshot:
     return {"calls": calls, "extensions": extensions, "registered": sorted(registered)}
 
 
+# What a channel layer on Redis raises while Redis is away or restarting.
+UNREACHABLE = (OSError, RedisConnectionError, RedisTimeoutError)
+
+
 class ChannelPublisher:
     """Delivers a feed's messages to the company groups of a channel layer, in their order.
 
     Called on the engine's loop for every message; one drain task at a time sends them, so
-    that a slow layer (Redis) never reorders a stream. A send that fails is logged and the
-    message dropped: the consoles see the gap in the sequence and take a new snapshot.
+    that a slow layer (Redis) never reorders a stream. A send that fails is tried once more: a
+    Redis that restarted closed the pooled connection, which fails once and is replaced. A
+    message that fails twice is dropped (the consoles see the gap in the sequence and take a
+    new snapshot); the log says once that Redis went away and once that it is back.
     """
 
     def __init__(self, layer: Any, spawn: Callable[[Coroutine[Any, Any, None]], object]) -> None:
@@ -333,6 +343,7 @@ class ChannelPublisher:
         self.spawn = spawn
         self._queue: deque[tuple[int, Message]] = deque()
         self._draining = False
+        self.outage = Outage(log, "Redis", "console messages are lost until it is back")
 
     def __call__(self, company_id: int, message: Message) -> None:
         self._queue.append((company_id, message))
@@ -344,13 +355,21 @@ class ChannelPublisher:
         try:
             while self._queue:
                 company_id, message = self._queue.popleft()
-                try:
-                    await self.layer.group_send(
-                        console_group(company_id), {"type": "console.event", "message": message}
-                    )
-                except Exception:
-                    log.exception(
-                        "console message %s of company %s lost", message["seq"], company_id
-                    )
+                await self._send(company_id, message)
         finally:
             self._draining = False
+
+    async def _send(self, company_id: int, message: Message) -> None:
+        event = {"type": "console.event", "message": message}
+        for attempt in (1, 2):
+            try:
+                await self.layer.group_send(console_group(company_id), event)
+            except UNREACHABLE as error:
+                if attempt == 2:
+                    self.outage.failed(error)
+            except Exception:  # not the layer's absence: a bug, with its traceback
+                log.exception("console message %s of company %s lost", message["seq"], company_id)
+                return
+            else:
+                self.outage.succeeded()
+                return

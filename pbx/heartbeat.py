@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
+from pbx.connectivity import Outage
 from pbx.models import NodeHeartbeat
 
 if TYPE_CHECKING:
@@ -47,11 +48,15 @@ def _write(node: str, status: dict[str, object], started: datetime, stopped: boo
 async def beat(engine: Engine) -> None:
     """Write the node's row until cancelled (the engine's tasks are cancelled when it stops)."""
     node, started = engine.config.node, timezone.now()
+    # The database restarting: said once, and once when it is back, however long it takes.
+    database = Outage(log, "the database", f"the heartbeat of node {node} waits for it")
     while True:
         try:
             await asyncio.to_thread(_write, node, engine.status(), started, False)
-        except DatabaseError as error:  # the database restarting: say so, beat again later
-            log.warning("heartbeat of node %s not written: %s", node, error)
+        except DatabaseError as error:
+            database.failed(error)
+        else:
+            database.succeeded()
         await asyncio.sleep(BEAT_SECONDS)
 
 

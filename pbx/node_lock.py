@@ -10,6 +10,10 @@ advisory lock named after the node, on a connection of its own, before it touche
   even by SIGKILL, frees it at once, with no expiry to wait for and nothing to renew (a Redis
   lock would need both, and a worker paused longer than its expiry would lose it unknowingly).
 
+The connection can also die under a live worker (PostgreSQL restarting, its backend
+terminated): a watcher thread checks it every few seconds and takes the lock again once the
+database answers, saying so in the log.
+
 SQLite (the embedded default) is one machine and one process: the SIP port is its lock.
 """
 
@@ -17,9 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 2.0  # how often a worker checks that it still holds its node's lock
+CONNECT_TIMEOUT = 5  # seconds: a stop never waits longer for a database that does not answer
 
 
 def lock_key(node: str) -> int:
@@ -35,33 +43,89 @@ class NodeLock:
         self.database = database
         self.node = node
         self.connection: Any = None
+        self._using = threading.Lock()  # the watcher and release() share the connection
+        self._released = threading.Event()
 
     def acquire(self) -> bool:
         """Take the lock without waiting; False when another worker holds it."""
         import psycopg
 
         settings = self.database
-        self.connection = psycopg.connect(
-            dbname=settings["NAME"],
-            user=settings.get("USER") or None,
-            password=settings.get("PASSWORD") or None,
-            host=settings.get("HOST") or None,
-            port=settings.get("PORT") or None,
-            autocommit=True,
-            application_name=f"centralino node lock {self.node}",
-        )
-        row = self.connection.execute(
-            "SELECT pg_try_advisory_lock(%s)", (lock_key(self.node),)
-        ).fetchone()
-        if not row or not row[0]:
-            self.release()
+        with self._using:
+            self.connection = psycopg.connect(
+                dbname=settings["NAME"],
+                user=settings.get("USER") or None,
+                password=settings.get("PASSWORD") or None,
+                host=settings.get("HOST") or None,
+                port=settings.get("PORT") or None,
+                autocommit=True,
+                application_name=f"centralino node lock {self.node}",
+                connect_timeout=CONNECT_TIMEOUT,
+            )
+            row = self.connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (lock_key(self.node),)
+            ).fetchone()
+            if row and row[0] and not self._released.is_set():
+                return True
+            self._close()
             return False
-        return True
 
     def release(self) -> None:
+        self._released.set()
+        with self._using:
+            self._close()
+
+    def _close(self) -> None:
         if self.connection is not None:
             self.connection.close()  # the lock goes with its session
             self.connection = None
+
+    def watch(self, interval: float = WATCH_SECONDS) -> None:
+        """Check the lock's connection every `interval` seconds, in a daemon thread, and take
+        the lock again when the connection died (until release())."""
+        thread = threading.Thread(
+            target=self._watch, args=(interval,), name="node-lock", daemon=True
+        )
+        thread.start()
+
+    def _watch(self, interval: float) -> None:
+        while not self._released.wait(interval):
+            if not self.holds():
+                log.warning(
+                    "node %s: the database connection holding its lock is gone: taking the "
+                    "lock again once the database answers",
+                    self.node,
+                )
+                self._take_again(interval)
+
+    def _take_again(self, interval: float) -> None:
+        said_taken = False
+        while not self._released.wait(interval):
+            try:
+                if self.acquire():
+                    log.info("node %s: its lock is held again", self.node)
+                    return
+            except Exception:  # the database is still away: try again at the next turn
+                continue
+            if not said_taken and not self._released.is_set():
+                said_taken = True
+                log.error(
+                    "node %s: another telephony worker took its lock while the database was "
+                    "away: two engines serve this node, stop one of them",
+                    self.node,
+                )
+
+    def holds(self) -> bool:
+        """Whether the lock's connection is alive (and the lock with it)."""
+        with self._using:
+            if self.connection is None:
+                return False
+            try:
+                self.connection.execute("SELECT 1")
+            except Exception:
+                self._close()
+                return False
+            return True
 
 
 def hold(node: str) -> NodeLock | None:
@@ -83,4 +147,5 @@ def hold(node: str) -> NodeLock | None:
             node,
         )
         raise SystemExit(1)
+    lock.watch()
     return lock

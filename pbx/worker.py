@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery import signals
 
-from pbx import node_lock
+from pbx import connectivity, node_lock
 
 if TYPE_CHECKING:
     from pbx.engine.commands import Command, Done
@@ -188,15 +188,24 @@ def consumes_telephony_queue(queue_names: Iterable[str]) -> bool:
 
 @signals.worker_init.connect
 def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
-    """Start the engine when this worker consumes a telephony queue (not in ordinary workers)."""
+    """Check the database and Redis (every worker), then start the engine when this worker
+    consumes a telephony queue (not in ordinary workers)."""
     global _host, _node_lock
     queues = list(sender.app.amqp.queues.consume_from or {})
-    if not consumes_telephony_queue(queues):
-        return
     import django
 
     django.setup()
     from django.conf import settings
+
+    # A wrong DATABASE_URL or REDIS_URL: one line saying which, and an exit the supervisor
+    # sees (Celery would only log what a signal handler raises, with its traceback, and
+    # serve on without the engine, or retry a broker that is not there for ever).
+    problems = connectivity.start_up_problems()
+    if problems:
+        log.error("This worker exits: %s", "; ".join(problems))
+        raise SystemExit(1)
+    if not consumes_telephony_queue(queues):
+        return
 
     from pbx.runtime import build_engine
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from pbx.connectivity import one_line
+
 log = logging.getLogger(__name__)
 
 RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # about 19 s in all before a write is given up
@@ -23,7 +25,7 @@ class BackgroundWriter:
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         def run() -> Any:
-            for pause in (*RETRY_PAUSES, None):
+            for tries, pause in enumerate((*RETRY_PAUSES, None), start=1):
                 close_old_connections()
                 try:
                     return fn(*args, **kwargs)
@@ -31,9 +33,13 @@ class BackgroundWriter:
                     # The database restarting, or SQLite locked for long: wait and try again
                     # rather than lose a call record.
                     if pause is None:
-                        log.exception("background database write failed for good")
+                        log.error(
+                            "database write given up after %d tries: %s", tries, one_line(error)
+                        )
                         return None
-                    log.warning("database write failed (%s): retrying in %ss", error, pause)
+                    log.warning(
+                        "database write failed (%s): retrying in %ss", one_line(error), pause
+                    )
                     connection.close()
                     time.sleep(pause)
                 except Exception:

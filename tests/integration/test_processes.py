@@ -50,6 +50,9 @@ def test_serve_answers_http_and_sip_and_stops_cleanly_on_sigint(
         serve.wait_until(lambda: sip_options(sip_port) is not None, "serve (SIP)")
 
         assert (sip_options(sip_port) or "").startswith("SIP/2.0 ")
+        # SIP answers as soon as it is bound; the engine is reported running once it has
+        # started and is attached, a moment later.
+        serve.wait_until(lambda: http_get(http_port, "/healthz")[0] == 200, "serve (health)")
         status, body = http_get(http_port, "/healthz")
         assert status == 200, body
         assert b'"database": "ok"' in body and b'"running": true' in body

@@ -23,6 +23,7 @@ from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 
 from pbx import worker
+from pbx.connectivity import start_up_problems
 
 log = logging.getLogger(__name__)
 # The installed reactor is an AsyncioSelectorReactor; its module-level stub types it narrowly.
@@ -50,6 +51,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from operator_panel.asgi import application
+
+        # A wrong DATABASE_URL or REDIS_URL: one line saying which, before anything listens.
+        problems = start_up_problems()
+        if problems:
+            raise CommandError("; ".join(problems))
 
         bind = options["bind"] or settings.CENTRALINO_BIND
         http_port = options["http_port"] or settings.CENTRALINO_HTTP_PORT
