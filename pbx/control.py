@@ -162,7 +162,10 @@ async def command(console: Console) -> dict[str, Any]:
 
     def ask_the_node() -> dict[str, Any]:
         result = task.apply_async(args=(console.as_dict(),), queue=worker.telephony_queue(node))
-        answer: dict[str, Any] = result.get(timeout=COMMAND_TIMEOUT)
+        try:
+            answer: dict[str, Any] = result.get(timeout=COMMAND_TIMEOUT)
+        finally:
+            result.forget()  # read once: not kept in Redis for a day (result_expires)
         return answer
 
     try:
@@ -236,7 +239,10 @@ async def _node_snapshot(node: str, company_id: int) -> dict[str, Any]:
 
     def ask_the_node() -> dict[str, Any]:
         result = task.apply_async(args=(company_id,), queue=worker.telephony_queue(node))
-        answer: dict[str, Any] = result.get(timeout=SNAPSHOT_TIMEOUT)
+        try:
+            answer: dict[str, Any] = result.get(timeout=SNAPSHOT_TIMEOUT)
+        finally:
+            result.forget()  # a whole call list per console (re)connect: not kept for a day
         return answer
 
     return await sync_to_async(ask_the_node, thread_sensitive=False)()

@@ -81,7 +81,7 @@ def distributed(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
     settings.REDIS_URL = "redis://127.0.0.1:6379/15"
     settings.CENTRALINO_NODES = ["rome", "milan"]
     rome, _, _ = two_nodes()
-    sent: dict[str, Any] = {"commands": []}
+    sent: dict[str, Any] = {"commands": [], "forgotten": 0}
 
     async def node_snapshot(node: str, company_id: int) -> dict[str, Any]:
         """Rome has one call, a1, of whichever company asks."""
@@ -97,6 +97,9 @@ def distributed(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
 
         def get(self, timeout: float) -> dict[str, Any]:
             return self.answer
+
+        def forget(self) -> None:
+            sent["forgotten"] += 1
 
     def apply_async(args: tuple[dict[str, Any]], queue: str) -> Result:
         sent["commands"].append((queue, Console.from_dict(args[0])))
@@ -126,6 +129,7 @@ async def test_a_command_goes_to_the_queue_of_the_node_it_names(
     )
     await control.command(control.parse(actor, {"action": "hangup", "call_id": "a1"}))
     assert [queue for queue, _ in distributed["commands"]] == ["telephony.milan", "telephony.rome"]
+    assert distributed["forgotten"] == 2  # each answer read once, nothing left in Redis
     with pytest.raises(control.Refused) as refused:
         control.parse(actor, {"action": "hangup", "call_id": "a1", "node": "paris"})
     assert refused.value.code == "bad_request"
