@@ -935,6 +935,7 @@ def markdown(
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
+    print(f"\nsoak: stopped by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)  # unwinds the finally blocks: every process goes
 
 
@@ -959,7 +960,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the logs of the processes")
     args = parser.parse_args()
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _exit_on_signal)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # started with nohup: stay so
+            signal.signal(sig, _exit_on_signal)
     missing = services_missing()
     if missing:
         print(f"\n!!! SKIPPED: the soak needs the distributed mode. {missing}", file=sys.stderr)
