@@ -134,20 +134,22 @@ def seed(credentials: dict[str, Any] | None = None) -> SeedResult:
     """Create whatever part of the demo is missing and report the logins to print."""
     if not Company.objects.filter(name=COMPANY_NAME).exists() and Company.objects.exists():
         return SeedResult(False, reason="the database already holds other companies")
+    own_file = credentials is None  # the install's credentials: what is learnt is saved
     credentials = credentials or load_credentials()
     result = SeedResult(True)
     with transaction.atomic():
         company = _company(result)
         for number, name, site in EXTENSIONS:
             _extension(company, number, name, site, credentials, result)
-        for number, _, _ in EXTENSIONS:  # mailboxes exist once their extensions do
-            _set_pin(company, number, credentials)
+        remember = _pins(company, credentials, result)  # the mailboxes came with them
         _trunk(company, result)
         for username, role, number in USERS:
             _user(company, username, role, number, credentials, result)
         reception = seed_reception(company)
         result.created.extend(reception.created)
         result.spoken = reception.spoken
+    if remember and own_file:
+        _save(credentials_path(), credentials)
     return result
 
 
@@ -172,7 +174,6 @@ def _extension(
     result: SeedResult,
 ) -> None:
     secret = device_secret(number, credentials)
-    _pin(company, number, credentials, result)
     if not Extension.objects.filter(company=company, number=number).exists():
         add_extension(company, number, name, secret=secret, site_name=site)
         result.created.append(f"extension {number}")
@@ -186,25 +187,28 @@ def _extension(
     result.phones.append((number, name, device.username, shown))
 
 
-def _pin(company: Company, number: str, credentials: dict[str, Any], result: SeedResult) -> None:
-    """The demo voicemail PIN of an extension: set once, never over one its owner chose."""
-    pin = str(credentials["pins"][number])
-    extension = Extension.objects.filter(company=company, number=number).first()
-    if extension is None:  # created just after: its mailbox comes with it
-        result.pins.append((number, pin))
-        return
-    mailbox, _ = Mailbox.objects.get_or_create(extension=extension)
-    if not mailbox.has_pin:
-        mailbox.set_pin(pin)
-        mailbox.save(update_fields=["pin_hash"])
-    result.pins.append((number, pin if check_password(pin, mailbox.pin_hash) else CHANGED))
-
-
-def _set_pin(company: Company, number: str, credentials: dict[str, Any]) -> None:
-    mailbox = Mailbox.objects.filter(extension__company=company, extension__number=number).first()
-    if mailbox is not None and not mailbox.has_pin:
-        mailbox.set_pin(str(credentials["pins"][number]))
-        mailbox.save(update_fields=["pin_hash"])
+def _pins(company: Company, credentials: dict[str, Any], result: SeedResult) -> bool:
+    """Give each demo mailbox its drawn PIN once, never over one its owner chose, and say
+    which PINs still hold. The hash set at seeding is remembered with the credentials, so a
+    later start compares hashes instead of running the slow password hasher per mailbox.
+    Returns whether the credentials gained something to save."""
+    seeded: dict[str, str] = credentials.setdefault("pin_hashes", {})
+    changed = False
+    for number, _, _ in EXTENSIONS:
+        mailbox = Mailbox.objects.filter(
+            extension__company=company, extension__number=number
+        ).first()
+        if mailbox is None:
+            continue
+        pin = str(credentials["pins"][number])
+        if not mailbox.has_pin:
+            mailbox.set_pin(pin)
+            mailbox.save(update_fields=["pin_hash"])
+            seeded[number], changed = mailbox.pin_hash, True
+        elif number not in seeded and check_password(pin, mailbox.pin_hash):
+            seeded[number], changed = mailbox.pin_hash, True  # seeded before hashes were kept
+        result.pins.append((number, pin if seeded.get(number) == mailbox.pin_hash else CHANGED))
+    return changed
 
 
 def _trunk(company: Company, result: SeedResult) -> None:

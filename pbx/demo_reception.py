@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
+from pbx.announcement_store import keep_announcement
 from pbx.media import speech
 from pbx.media.announcement import check_announcement, encode_pcm16k_wav
+from pbx.media.tone import sine
 from pbx.models import (
     Algorithm,
     Announcement,
@@ -39,7 +39,6 @@ from pbx.models import (
     SchedulePeriod,
     Site,
     Trunk,
-    announcements_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -162,27 +161,11 @@ def _announcement(company: Company, name: str, spoken: bool) -> Announcement:
         data = speech.synthesise(text, "it")
         source = AnnouncementSource.SPEECH
     else:
-        data = encode_pcm16k_wav(_tone(TONES[name]))
+        data = encode_pcm16k_wav(sine(TONES[name], 2.0, rate=16000, amplitude=0.3))
         source = AnnouncementSource.UPLOAD
-    checked = check_announcement(data)
-    folder = announcements_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    file_name = Announcement.new_file_name()
-    (folder / file_name).write_bytes(data)  # the file first, then the row that names it
-    return Announcement.objects.create(
-        company=company,
-        name=name,
-        source=source,
-        text=text if spoken else "",
-        file_name=file_name,
-        encoding=checked.encoding,
-        duration=checked.duration,
+    return keep_announcement(
+        company, [name], data, check_announcement(data), source, text if spoken else ""
     )
-
-
-def _tone(hz: float, seconds: float = 2.0) -> np.ndarray:
-    t = np.arange(int(16000 * seconds)) / 16000
-    return (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
 
 
 def _menu(

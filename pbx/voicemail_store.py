@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, Q, QuerySet
 
 from pbx.engine.services import LeftMessage, MailboxInfo, PinCheck, StoredMessage
@@ -178,10 +178,13 @@ def keep_message(message: LeftMessage, folder: Path | None = None) -> VoiceMessa
 
 
 def delete_message(message: VoiceMessage, folder: Path | None = None) -> None:
-    """Delete a message: the row first, then its file (no row ever points to nothing)."""
+    """Delete a message: the row, then its file once the deletion is committed (no row ever
+    points to nothing, whether this runs in a transaction or not). The phone menu and the
+    end-user portal both delete through here."""
     path = (folder or voicemail_dir()) / message.file_name
-    message.delete()
-    path.unlink(missing_ok=True)
+    with transaction.atomic():
+        message.delete()
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
 
 
 # --- e-mail ------------------------------------------------------------------------------------

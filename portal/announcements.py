@@ -15,7 +15,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import ProtectedError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,59 +24,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from pbx.announcement_store import MAX_BYTES, NameTaken, store_announcement
 from pbx.media import speech
-from pbx.media.announcement import AnnouncementError, check_announcement
-from pbx.models import Announcement, AnnouncementSource, Company, announcements_dir
+from pbx.media.announcement import AnnouncementError
+from pbx.models import Announcement, AnnouncementSource, Company
 from portal.access import admin_view
 
-MAX_BYTES = 10 * 1024 * 1024  # what check_announcement accepts; one byte more is read to tell
 ENCODINGS = {
     "pcm16k": gettext_lazy("16-bit PCM, 16 kHz"),
     "ulaw8k": gettext_lazy("G.711 µ-law, 8 kHz"),
     "alaw8k": gettext_lazy("G.711 A-law, 8 kHz"),
 }
-
-
-class NameTaken(ValueError):
-    """Another announcement of the company has this name."""
-
-
-# --- storing --------------------------------------------------------------------------------
-
-
-def store_announcement(
-    company: Company, name: str, data: bytes, source: str, text: str = ""
-) -> Announcement:
-    """Check `data` and keep it as a new announcement: the file first, then the row.
-
-    Raises:
-        AnnouncementError: the bytes are not an accepted WAV (nothing is written).
-        NameTaken: the company already has an announcement called `name` (nothing is kept).
-    """
-    checked = check_announcement(data, max_bytes=MAX_BYTES)
-    folder = announcements_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    file_name = Announcement.new_file_name()
-    target = folder / file_name
-    with target.open("xb") as out:
-        out.write(data)
-    try:
-        with transaction.atomic():
-            return Announcement.objects.create(
-                company=company,
-                name=name,
-                source=source,
-                text=text,
-                file_name=file_name,
-                encoding=checked.encoding,
-                duration=checked.duration,
-            )
-    except IntegrityError:
-        target.unlink(missing_ok=True)
-        raise NameTaken(name) from None
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
 
 
 def delete_announcement(announcement: Announcement) -> None:

@@ -12,6 +12,7 @@ import secrets
 
 from django.db import transaction
 
+from pbx import voicemail_store
 from pbx.media.announcement import check_announcement
 from pbx.models import Extension, Mailbox, VoiceMessage, voicemail_dir
 from pbx.mwi import mailbox_changed
@@ -45,12 +46,10 @@ def set_heard(message: VoiceMessage, heard: bool) -> None:
 
 
 def delete_message(message: VoiceMessage) -> None:
-    """Delete the row, then (once committed) its file."""
+    """Delete the row, then (once committed) its file, and tell the lamps."""
     mailbox = message.mailbox
-    file_path = message.path
     with transaction.atomic():
-        message.delete()
-        transaction.on_commit(lambda: file_path.unlink(missing_ok=True))
+        voicemail_store.delete_message(message)
         _lamps_follow(mailbox)
 
 

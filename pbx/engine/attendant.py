@@ -30,6 +30,7 @@ from pbx.engine.media import MediaEndpoint
 from pbx.engine.routing import Route
 from pbx.engine.schedule import menu_at
 from pbx.engine.services import Clock, Tasks, Timer
+from pbx.media.tone import ringback
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,6 @@ class PromptCache:
                 self.cache.pop(next(iter(self.cache)))
             self.cache[path] = samples
         return samples
-
-
-def ringback_tone(rate: int = 8000) -> np.ndarray:
-    """What the caller hears while a key's destination rings (425 Hz, 1 s on, 4 s off)."""
-    t = np.arange(rate) / rate
-    on = (0.3 * 32767 * np.sin(2 * np.pi * 425 * t)).astype(np.int16)
-    return np.concatenate([on, np.zeros(4 * rate, dtype=np.int16)])
 
 
 @dataclass
@@ -106,7 +100,7 @@ class Attendants:
         self.prompts = prompts
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.sessions: dict[str, Session] = {}
-        self.ringback = ringback_tone()
+        self.ringback = ringback()
         calls.on_attendant = self.start
 
     # --- events --------------------------------------------------------------------------

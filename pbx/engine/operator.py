@@ -20,8 +20,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from pbx.engine.call import Call, CallKind, CallState
 from pbx.engine.calls import CallManager, auto_answer_headers
 from pbx.engine.directory import Directory
@@ -32,6 +30,7 @@ from pbx.engine.operations import CallOperations, OperationError
 from pbx.engine.ringer import RingEnd, Ringer, member_targets
 from pbx.engine.routing import Member, Party, Route, Unavailable
 from pbx.engine.services import Contacts
+from pbx.media.tone import ringback
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,6 @@ class Operator:
 
     company_id: int
     extension: str
-
-
-def ringback(rate: int = 8000) -> np.ndarray:
-    """The Italian ringback (425 Hz, one second on, four off) that an operator hears while
-    the console dials for them."""
-    t = np.arange(rate) / rate
-    on = (0.3 * 32767 * np.sin(2 * np.pi * 425 * t)).astype(np.int16)
-    return np.concatenate([on, np.zeros(4 * rate, dtype=np.int16)])
 
 
 class OperatorDesk:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["band_energy_ratio", "dominant_frequency", "goertzel", "rms", "sine"]
+__all__ = ["band_energy_ratio", "dominant_frequency", "goertzel", "ringback", "rms", "sine"]
 
 FULL_SCALE = 32767
 
@@ -19,6 +19,12 @@ def sine(
     t = np.arange(round(seconds * rate)) / rate
     wave = amplitude * FULL_SCALE * np.sin(2 * np.pi * freq * t + phase)
     return np.round(wave).astype(np.int16)
+
+
+def ringback(rate: int = 8000) -> npt.NDArray[np.int16]:
+    """The Italian ringback cadence (425 Hz, one second on, four off): what a caller hears
+    while the PBX rings someone for them (the console dialling, a menu's transfer)."""
+    return np.concatenate([sine(425, 1.0, rate, amplitude=0.3), np.zeros(4 * rate, np.int16)])
 
 
 def rms(samples: npt.ArrayLike) -> float:
