@@ -350,7 +350,7 @@ class Engine:
         self.tasks.cancel_all()
         await self.stack.close()
         # The last records reach the disk; the journal, the ends of the calls just hung up.
-        for writer in (self.recorder, self.registrar.store, self.journal):
+        for writer in (self.recorder, self.registrar.store, self.journal, self.hunt_memory):
             flush = getattr(writer, "flush", None)
             if flush is not None:
                 await asyncio.to_thread(flush)

@@ -129,7 +129,11 @@ class RunningEngine:
             return
         try:
             self.run(self.engine.stop())
-            for writer in (self.engine.recorder, self.engine.registrar.store):
+            for writer in (
+                self.engine.recorder,
+                self.engine.registrar.store,
+                self.engine.hunt_memory,
+            ):
                 flush = getattr(writer, "flush", None)
                 if flush is not None:  # the database writers: the last rows reach the disk
                     flush()
