@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import attendant_latency, call_setup, console_latency, media_relay  # noqa: E402
 from bench.common import BENCH, get_section, machine_facts  # noqa: E402
 from bench.compare import HEADING as COMPARE_HEADING  # noqa: E402
+from bench.soak import HEADING as SOAK_HEADING  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
 
@@ -50,6 +51,13 @@ def header(started: datetime, seconds: float) -> str:
             "",
         ]
     )
+
+
+def kept_sections() -> str:
+    """The sections of RESULTS.md that runs of their own write (bench/compare.py, `make soak`)."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    kept = [get_section(old, heading) for heading in (COMPARE_HEADING, SOAK_HEADING)]
+    return "".join("\n" + section for section in kept if section)
 
 
 def main() -> None:
@@ -83,9 +91,7 @@ def main() -> None:
         ]
     )
     if not args.quick:
-        # bench/compare.py's before/after section is its own run: keep it.
-        kept = get_section(RESULTS.read_text(), COMPARE_HEADING) if RESULTS.exists() else ""
-        RESULTS.write_text(text + ("\n" + kept if kept else ""))
+        RESULTS.write_text(text + kept_sections())
     print(text)
 
 

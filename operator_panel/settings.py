@@ -187,6 +187,7 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_ROUTES = ("pbx.worker.route_task",)
 # What Celery 6 will do by default; with no late-acknowledged task it changes nothing here, but
 # Celery otherwise writes a multi-line deprecation warning into the log whenever Redis goes away.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True

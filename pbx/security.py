@@ -119,6 +119,8 @@ def blocked_sources() -> list[NodeBlocks]:
             found.append(_answer(node, result.get(timeout=max(0.1, deadline - time.monotonic()))))
         except Exception as error:
             found.append(_silent(node, error))
+        finally:
+            result.forget()  # read once: not kept in Redis until result_expires
     return found
 
 
@@ -146,6 +148,11 @@ def unblock(node: str, ip: str, by: str) -> bool:
 
     try:
         result = task.apply_async(args=(ip, by), queue=worker.telephony_queue(node))
+    except Exception as error:
+        raise EngineUnavailable(str(error) or type(error).__name__) from error
+    try:
         return bool(result.get(timeout=QUERY_TIMEOUT))
     except Exception as error:
         raise EngineUnavailable(str(error) or type(error).__name__) from error
+    finally:
+        result.forget()

@@ -14,8 +14,9 @@ from celery import shared_task
 
 from pbx import worker
 
+# Their queue, when a caller names none, is this node's: settings.CELERY_TASK_ROUTES routes every
+# name in worker.TELEPHONY_TASKS (Celery 6 drops the task attribute `queue`).
 CONTROL_OPTIONS: dict[str, Any] = {
-    "queue": worker.telephony_queue(),
     "expires": 10,
     "acks_late": False,
     "max_retries": 0,

@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TELEPHONY_QUEUE_PREFIX = "telephony."
+# The tasks of pbx/tasks.py that only a telephony worker can run: they talk to its engine.
+TELEPHONY_TASKS = frozenset(
+    {
+        "pbx.console_snapshot",
+        "pbx.console_command",
+        "pbx.engine_status",
+        "pbx.blocked_sources",
+        "pbx.unblock_source",
+        "pbx.mailbox_changed",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,12 @@ def telephony_queue(node: str | None = None) -> str:
     from django.conf import settings
 
     return f"{TELEPHONY_QUEUE_PREFIX}{node or settings.CENTRALINO_NODE}"
+
+
+def route_task(name: str, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+    """Celery router (settings.CELERY_TASK_ROUTES): a telephony task that names no queue goes to
+    this node's; every other task to Celery's default queue."""
+    return {"queue": telephony_queue()} if name in TELEPHONY_TASKS else None
 
 
 def call_engine(work: Callable[[Engine], Awaitable[T]], timeout: float = 5.0) -> T:

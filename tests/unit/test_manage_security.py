@@ -174,8 +174,15 @@ def test_without_an_engine_the_page_says_the_node_did_not_answer(
 
 
 class Result:
+    made: list[Result] = []
+
     def __init__(self, answer: Any) -> None:
         self.answer = answer
+        self.forgotten = False
+        Result.made.append(self)
+
+    def forget(self) -> None:
+        self.forgotten = True
 
     def get(self, timeout: float) -> Any:
         if isinstance(self.answer, Exception):
@@ -191,7 +198,8 @@ def distributed(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
     settings.CENTRALINO_NODES = ["rome", "milan"]
     rome = FakeEngine("rome")
     rome.block("192.0.2.7", at=NOW - 100)
-    sent: dict[str, Any] = {"unblocks": []}
+    sent: dict[str, Any] = {"unblocks": [], "results": Result.made}
+    Result.made.clear()
 
     def blocked_sources(queue: str) -> Result:
         if queue == "telephony.milan":
@@ -224,6 +232,9 @@ def test_the_page_shows_every_node_and_the_one_that_did_not_answer(
     text = text_of(page)
     assert "Node rome" in text and "<code>192.0.2.7</code>" in text and "3 min 20 s" in text
     assert "Node milan did not answer" in text
+    # Each answer is read once and not left in Redis until it expires, the silent node's too.
+    assert len(distributed["results"]) == 2
+    assert all(result.forgotten for result in distributed["results"])
 
 
 def test_an_unblock_goes_to_the_queue_of_its_node(
@@ -234,6 +245,7 @@ def test_an_unblock_goes_to_the_queue_of_its_node(
     client.post("/manage/security/unblock/", {"node": "rome", "ip": "192.0.2.7"})
 
     assert distributed["unblocks"] == [("telephony.rome", ("192.0.2.7", "carol"))]
+    assert distributed["results"][0].forgotten
     assert "No address is blocked." in text_of(client.get("/manage/security/"))
 
 
