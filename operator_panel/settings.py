@@ -131,6 +131,13 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A server that does not answer (a network gone, not a refusal) costs a few seconds, not the
+    # operating system's minutes: the writers and heartbeats then retry, and say so.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", envint("CENTRALINO_DB_CONNECT_TIMEOUT", "5")
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The engine writes call records from its own thread while the web serves: wait, not fail.
     DATABASES["default"].setdefault("OPTIONS", {})

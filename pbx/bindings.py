@@ -66,3 +66,7 @@ class OrmBindingStore:
 
     def flush(self, timeout: float = 5.0) -> None:
         self._writer.flush(timeout)
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """At a stop: the writes queued so far, done or given up (pbx/writer.py)."""
+        return self._writer.drain(timeout)

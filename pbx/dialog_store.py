@@ -59,6 +59,10 @@ class OrmDialogJournal:
         """Wait until every write queued so far is done (tests, shutdown)."""
         self._writer.flush(timeout)
 
+    def drain(self, timeout: float = 5.0) -> bool:
+        """At a stop: the writes queued so far, done or given up (pbx/writer.py)."""
+        return self._writer.drain(timeout)
+
     def _upsert(self, dialog: SavedDialog) -> None:
         # One statement (INSERT ... ON CONFLICT UPDATE), not a read and a write.
         OpenDialog.objects.bulk_create(

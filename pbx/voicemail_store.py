@@ -25,9 +25,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import Count, Q, QuerySet
 
+from pbx.connectivity import Outage
 from pbx.engine.services import LeftMessage, MailboxInfo, PinCheck, StoredMessage
 from pbx.models import Mailbox, VoiceMessage, voicemail_dir
 
@@ -39,6 +40,10 @@ class OrmVoicemailStore:
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self._folder = Path(folder) if folder is not None else None
+        self._boxes: dict[tuple[int, str], MailboxInfo] = {}  # as last read
+        self._outage = Outage(
+            log, "the database", "voicemail answers with what this node read last"
+        )
 
     @property
     def folder(self) -> Path:
@@ -59,7 +64,22 @@ class OrmVoicemailStore:
                 time_zone=box.extension.company.time_zone,
             )
 
-        return await asyncio.to_thread(read)
+        key = (company_id, number)
+        try:
+            box = await asyncio.to_thread(read)
+        except DatabaseError as error:
+            # The call was routed here with the directory's snapshot: the extension exists.
+            # Its mailbox as last read, else one as new mailboxes are (on, the spoken greeting);
+            # a PIN is asked, and checking it fails until the database is back.
+            self._outage.failed(error)
+            default = MailboxInfo(company_id, number, has_pin=True, time_zone=settings.TIME_ZONE)
+            return self._boxes.get(key, default)
+        self._outage.succeeded()
+        if box is None:
+            self._boxes.pop(key, None)
+        else:
+            self._boxes[key] = box
+        return box
 
     async def saved(self, message: LeftMessage) -> bool:
         return await asyncio.to_thread(lambda: keep_message(message, self.folder) is not None)

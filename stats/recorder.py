@@ -98,3 +98,7 @@ class OrmCallRecorder:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every write queued so far is done (tests, shutdown)."""
         self._writer.flush(timeout)
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """At a stop: the writes queued so far, done or given up (pbx/writer.py)."""
+        return self._writer.drain(timeout)

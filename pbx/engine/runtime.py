@@ -350,10 +350,11 @@ class Engine:
         self.tasks.cancel_all()
         await self.stack.close()
         # The last records reach the disk; the journal, the ends of the calls just hung up.
+        # With the database away, they wait a few seconds, then are given up (logged).
         for writer in (self.recorder, self.registrar.store, self.journal, self.hunt_memory):
-            flush = getattr(writer, "flush", None)
-            if flush is not None:
-                await asyncio.to_thread(flush)
+            drain = getattr(writer, "drain", None)
+            if drain is not None:
+                await asyncio.to_thread(drain)
 
     def status(self) -> dict[str, Any]:
         return {

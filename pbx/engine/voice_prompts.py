@@ -64,6 +64,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "first": "Questo è il primo messaggio.",
         "end": "Non ci sono altri messaggi. Arrivederci.",
         "goodbye": "Arrivederci.",
+        "unavailable": "La casella vocale non è disponibile in questo momento. "
+        "Riprovate più tardi. Arrivederci.",
     },
     "en": {
         "greeting": "Number {number} cannot take your call. Please leave a message after the tone.",
@@ -90,6 +92,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "first": "This is the first message.",
         "end": "There are no more messages. Goodbye.",
         "goodbye": "Goodbye.",
+        "unavailable": "Voicemail is not available right now. Please try again later. Goodbye.",
     },
 }
 WEEKDAYS = {

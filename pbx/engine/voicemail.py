@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 MIN_SECONDS = 1.0  # a shorter recording is no message (a caller who hung up at the beep)
 STOP_KEY = "#"
+KEEP_RETRY_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0)  # then every minute
 MB = 1024 * 1024
 
 
@@ -247,9 +248,7 @@ class Voicemail:
             deposit.file_name,
             str(wav),
         )
-        saving = self.tasks.spawn(self._keep(message))
-        self._saving.add(saving)
-        saving.add_done_callback(self._saving.discard)
+        self._keep_later(message)
         return True
 
     async def saved_all(self, timeout: float = 5) -> None:
@@ -261,14 +260,45 @@ class Voicemail:
     async def _drop(self, *paths: Path) -> None:
         await self.blocking(lambda: _remove(*paths))
 
-    async def _keep(self, message: LeftMessage) -> bool:
-        """The store keeps the message; then its JSON goes and the lamps are told. A store
-        that fails leaves both files for the next start."""
+    # --- keeping a message -------------------------------------------------------------------
+
+    def _keep_later(self, message: LeftMessage, tries: int = 0) -> None:
+        saving = self.tasks.spawn(self._keep(message, tries))
+        self._saving.add(saving)
+        saving.add_done_callback(self._saving.discard)
+
+    async def _keep(self, message: LeftMessage, tries: int = 0) -> None:
+        """Hand the message to the store until it takes it. While the store fails (the
+        database is away) both files wait in the pending folder and the store is asked again,
+        after each of `KEEP_RETRY_PAUSES` then every minute; a stop meanwhile leaves them for
+        the next start. `tries`: how many times it was asked already."""
+        kept = await self._store(message, tries=1) if tries == 0 else None
+        tries = max(tries, 1)
+        pauses = _keep_pauses(after=tries)
+        while kept is None:
+            await self._pause(next(pauses))
+            tries += 1
+            kept = await self._store(message, tries)
+        if tries > 1:
+            log.info("voicemail for %s stored at try %d", message.number, tries)
+        await self._stored(message, kept)
+
+    async def _store(self, message: LeftMessage, tries: int) -> bool | None:
+        """Ask the store once: whether it kept the message, None when it failed."""
         try:
-            kept = await self.store.saved(message)
-        except Exception:
-            log.exception("voicemail for %s not stored: kept in %s", message.number, self.pending)
-            return False
+            return await self.store.saved(message)
+        except Exception as error:
+            if tries == 1:
+                log.warning(
+                    "voicemail for %s not stored yet (%s): kept in %s until the store takes it",
+                    message.number,
+                    " ".join(str(error).split()) or type(error).__name__,
+                    self.pending,
+                )
+            return None
+
+    async def _stored(self, message: LeftMessage, kept: bool) -> None:
+        """The store answered: the JSON goes; a kept message lights the lamps."""
         sidecar = self._sidecar(message.file_name)
         await self.blocking(lambda: sidecar.unlink(missing_ok=True))
         if kept:
@@ -276,13 +306,26 @@ class Voicemail:
             self.calls.events.emit(
                 MailboxChanged(message.company_id, message.number, self.calls.clock.now())
             )
-        return kept
+
+    async def _pause(self, seconds: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        timer = self.calls.clock.call_later(seconds, wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
 
     # --- after a crash ---------------------------------------------------------------------
 
     async def recover(self) -> int:
         """Turn what a crash of this node left in its pending folder into messages (those
-        of `MIN_SECONDS` or more); how many were kept."""
+        of `MIN_SECONDS` or more); how many were kept at once. Those the store cannot take
+        now are kept later, in the background, as a new message is."""
         try:
             found = await self.blocking(self._left_behind)
         except OSError as error:
@@ -290,7 +333,12 @@ class Voicemail:
             return 0
         kept = 0
         for message in found:
-            kept += await self._keep(message)
+            answer = await self._store(message, tries=1)
+            if answer is None:
+                self._keep_later(message, tries=1)
+                continue
+            await self._stored(message, answer)
+            kept += answer
         if found:
             log.info("voicemail: %d of %d messages recovered after a crash", kept, len(found))
         return kept
@@ -313,6 +361,14 @@ class Voicemail:
                 continue
             found.append(replace(message, duration=duration))
         return found
+
+
+def _keep_pauses(after: int) -> Iterator[float]:
+    """Seconds to wait before each next try of the store, `after` tries: short at first, then
+    a minute for as long as needed."""
+    yield from KEEP_RETRY_PAUSES[after - 1 :]
+    while True:
+        yield 60.0
 
 
 def _read_sidecar(sidecar: Path, pending: Path) -> LeftMessage:

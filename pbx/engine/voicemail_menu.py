@@ -103,6 +103,16 @@ class VoicemailMenu:
         reason = "voicemail listened"
         try:
             reason = await self._listen(session)
+        except Exception as error:  # the store (the database) failed: say so, not silence
+            log.warning(
+                "call %s: voicemail %s cannot be listened to now: %s",
+                session.call.id[:8],
+                session.number,
+                " ".join(str(error).split()) or type(error).__name__,
+            )
+            reason = "voicemail unavailable"
+            if session.call.id in self.sessions:
+                await self._tell(session, self.say("unavailable"))
         finally:
             if self.sessions.pop(session.call.id, None) is not None:  # not hung up by the caller
                 self.calls.hangup_call(session.call, reason)

@@ -128,15 +128,7 @@ class RunningEngine:
         if self.thread.loop.is_closed():
             return
         try:
-            self.run(self.engine.stop())
-            for writer in (
-                self.engine.recorder,
-                self.engine.registrar.store,
-                self.engine.hunt_memory,
-            ):
-                flush = getattr(writer, "flush", None)
-                if flush is not None:  # the database writers: the last rows reach the disk
-                    flush()
+            self.run(self.engine.stop(), timeout=60)  # its database writers drained
         finally:
             self.thread.close()
 

@@ -13,8 +13,10 @@
 - PostgreSQL restarting (the shared server cannot restart: the test database's backends are
   terminated and new connections refused for a while): a line in the worker's log for each
   thing that waits (the heartbeat, the node's lock, the configuration), the call carries on, a
-  new call attempt is still answered, the records are completed once connections come back,
-  the heartbeat resumes and the worker holds its node's lock again.
+  new call attempt is still answered, a hunt group still rings (its rotation from what the node
+  knew) and a mailbox still records (the message waits on disk); after an outage longer than
+  the writers ever retried before, the records are completed and the message kept once
+  connections come back, the heartbeat resumes and the worker holds its node's lock again.
 """
 
 from __future__ import annotations
@@ -238,6 +240,11 @@ class Office:
         with psycopg.connect(self.database_url, autocommit=True, connect_timeout=3) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def pending_seconds(self) -> float:
+        """Seconds of voicemail recorded and not yet kept (8 kHz 16-bit WAV files)."""
+        pending = Path(self.env["CENTRALINO_VAR"]) / "voicemail" / "pending"
+        return sum(max(0, p.stat().st_size - 44) for p in pending.rglob("*.wav")) / 16000
+
     def healthz(self) -> int:
         return http_get(self.http_port, "/healthz")[0]
 
@@ -258,6 +265,21 @@ class Office:
             app.close()
 
 
+# Hunt group 600, Circular over 203 (no phone: skipped) and 202: its rotation is read from the
+# database at each call.
+HUNT_GROUP = """
+from pbx.models import Extension, HuntGroup, HuntMember
+e203 = Extension.objects.get(number="203")
+group = HuntGroup.objects.create(
+    company=e203.company, number="600", name="Sales", algorithm="circular"
+)
+for position, number in enumerate(("203", "202")):
+    HuntMember.objects.create(
+        group=group, extension=Extension.objects.get(number=number), position=position
+    )
+"""
+
+
 @pytest.fixture(scope="module")
 def office(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
     if baresip_binary() is None:
@@ -274,9 +296,11 @@ def office(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     http_port = free_port_range(1)
     env.update(DATABASE_URL=postgres_url, REDIS_URL=redis.url, CENTRALINO_NODE=node)
     manage(env, "migrate", "--noinput")
-    secrets = {number: f"resilience-{number}-{uuid.uuid4().hex[:8]}" for number in ("201", "202")}
+    numbers = ("201", "202", "203")  # 203 has no phone: its mailbox answers
+    secrets = {number: f"resilience-{number}-{uuid.uuid4().hex[:8]}" for number in numbers}
     for number, secret in secrets.items():
         manage(env, "extension", "add", number, "--name", f"Phone {number}", "--secret", secret)
+    manage(env, "shell", "-c", HUNT_GROUP)
     command = celery_worker(f"telephony.{node}", "-n", f"{node}@%h", "--loglevel", "INFO")
     worker = start_child(command, env, tmp_path / "worker.log")
     web_env = {**env, "CENTRALINO_ENGINE": "off"}
@@ -458,11 +482,40 @@ def test_postgresql_restarting_leaves_the_call_alone_and_loses_no_record(
             call.callee.wait_closed()
             call.caller.wait_closed()
             wait_for(
-                lambda: lines_after(office.worker, hung_up, "pbx.writer: database write failed"),
+                lambda: lines_after(office.worker, hung_up, "pbx.writer: the database went away"),
                 15,
                 what="the record's end waiting for the database",
                 seen=lambda: office.worker.output()[hung_up:],
             )
+            # A hunt group still rings, its rotation from what the node last knew.
+            call.caller.dial("600")
+            call.callee.wait_established()
+            call.caller.wait_established()
+            call.assert_audio_flows()
+            call.caller.hangup()
+            call.callee.wait_closed()
+            call.caller.wait_closed()
+            assert lines_after(office.worker, mark, "pbx.hunt_memory: the database went away")
+            # The mailbox of 203 (no phone) answers and records; the message waits on disk.
+            call.caller.dial("203")
+            call.caller.wait_established()
+            call.caller.wait_hearing(1000, seconds=0.3, timeout=20)  # the beep: speak now
+            wait_for(
+                lambda: office.pending_seconds() >= 2.0,
+                10,
+                what="2 s recorded by the mailbox",
+                seen=office.pending_seconds,
+            )
+            call.caller.hangup()
+            call.caller.wait_closed()
+            wait_for(
+                lambda: lines_after(office.worker, mark, "voicemail for 203 not stored yet"),
+                10,
+                what="the message waiting for the database",
+                seen=lambda: office.worker.output()[mark:],
+            )
+            # Longer than the writers once retried (about 19 s) before giving a record up.
+            time.sleep(max(0.0, 22.0 - (time.monotonic() - went)))
         finally:
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
             restored_at = datetime.now(UTC)
@@ -483,6 +536,18 @@ def test_postgresql_restarting_leaves_the_call_alone_and_loses_no_record(
     print(f"record completed {time.monotonic() - back:.2f} s after the database came back")
     assert disposition == "answered"
     assert ended_at < restored_at  # when the call ended, not when the write got through
+    assert wait_for(lambda: last_record("600"), 30, what="the hunt group call's record")
+    [(seconds, caller)] = wait_for(
+        lambda: office.query(
+            "SELECT m.duration, m.caller FROM pbx_voicemessage m"
+            " JOIN pbx_mailbox b ON b.id = m.mailbox_id"
+            " JOIN pbx_extension e ON e.id = b.extension_id WHERE e.number = '203'"
+        ),
+        30,
+        what="the message left during the outage, kept",
+    )
+    assert caller == "201" and seconds >= 2.0
+    assert office.pending_seconds() == 0
     wait_for(  # the attempt made while the database was away has its record too
         lambda: (
             office.query(

@@ -436,18 +436,74 @@ async def test_recovery_leaves_an_unreadable_json_where_it_is_and_goes_on(tmp_pa
     assert (pending / "broken.json").exists()
 
 
-async def test_a_store_that_fails_leaves_the_files_for_the_next_start(tmp_path: Path) -> None:
+def failing_for_a_while(pbx: Pbx) -> list[str]:
+    """The store fails (the database is away) until the test clears the returned list."""
+    outage = ["database down"]
+    saved = pbx.voicemail_store.saved
+
+    async def maybe(message: LeftMessage) -> bool:
+        if outage:
+            raise RuntimeError(outage[0])
+        return await saved(message)
+
+    pbx.voicemail_store.saved = maybe  # type: ignore[method-assign]
+    return outage
+
+
+async def test_a_store_that_fails_keeps_the_files_and_is_asked_again_until_it_takes_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pbx, alice, call = await recording(tmp_path)
-
-    async def broken(message: LeftMessage) -> bool:
-        raise RuntimeError("database down")
-
-    pbx.voicemail_store.saved = broken  # type: ignore[method-assign]
+    outage = failing_for_a_while(pbx)
     pbx.media(alice).speak(2)
     await alice.hang_up()
     pending = tmp_path / "voicemail" / "pending" / "node1"
     assert len(list(pending.glob("*.wav"))) == 1 and len(list(pending.glob("*.json"))) == 1
-    assert changes(pbx) == []
+    for pause in (1, 2, 5, 10, 30, 60, 60):  # a long outage: asked again every minute
+        await pbx.advance(pause)
+    assert pbx.voicemail_store.left == [] and changes(pbx) == []
+    [line] = [r.getMessage() for r in caplog.records if "not stored yet" in r.getMessage()]
+    assert "database down" in line and str(pending) in line  # said once, not at each try
+
+    outage.clear()
+    await pbx.advance(60)
+
+    [left] = pbx.voicemail_store.left
+    assert left.number == "202" and left.duration == pytest.approx(2, abs=0.1)
+    assert list(pending.iterdir()) == []
+    assert changes(pbx) == ["202"]
+    assert pbx.clock.next_due() is None
+
+
+async def test_a_stop_during_the_outage_leaves_the_files_for_the_next_start(
+    tmp_path: Path,
+) -> None:
+    pbx, alice, call = await recording(tmp_path)
+    failing_for_a_while(pbx)
+    pbx.media(alice).speak(2)
+    await alice.hang_up()
+    assert pbx.voicemail is not None
+    await pbx.voicemail.saved_all(timeout=0.05)
+    pbx.tasks.cancel_all()
+    await pbx.settle()
+    pending = tmp_path / "voicemail" / "pending" / "node1"
+    assert len(list(pending.glob("*.wav"))) == 1 and len(list(pending.glob("*.json"))) == 1
+
+
+async def test_recovery_while_the_store_fails_keeps_the_message_once_it_answers(
+    tmp_path: Path,
+) -> None:
+    pbx = voicemail_office(tmp_path)
+    left_by_a_crash(tmp_path / "voicemail", 2.0)
+    outage = failing_for_a_while(pbx)
+    assert pbx.voicemail is not None
+    assert await pbx.voicemail.recover() == 0  # the start goes on; the message waits
+    await pbx.settle()
+    outage.clear()
+    await pbx.advance(1)
+    [left] = pbx.voicemail_store.left
+    assert left.call_id == "lost-call"
+    assert changes(pbx) == ["203"]
 
 
 # --- listening by phone ----------------------------------------------------------------------
@@ -624,6 +680,27 @@ async def test_a_mailbox_without_a_pin_cannot_be_listened_to_by_phone(tmp_path: 
     assert pbx.speech.said == [say("no_pin")]
     await pbx.advance(SECONDS)
     assert hung_up(pbx, alice, call)
+
+
+@pytest.mark.parametrize("failing", ["mailbox", "check_pin", "messages"])
+async def test_a_store_that_fails_while_listening_is_said_and_the_call_ends(
+    tmp_path: Path, failing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pbx = voicemail_office(tmp_path)
+    pbx.voicemail_store.put(COMPANY, "201", message(tmp_path, 1, 600))
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("the database is away")
+
+    setattr(pbx.voicemail_store, failing, broken)
+    alice = pbx.phone("alice")
+    call = await alice.dial("*98")
+    await press(pbx, alice, *PIN, "#")
+    assert pbx.speech.said[-1] == say("unavailable")
+    await pbx.advance(SECONDS)
+    assert hung_up(pbx, alice, call)
+    [line] = [r.getMessage() for r in caplog.records if "cannot be listened" in r.getMessage()]
+    assert "voicemail 201" in line and "the database is away" in line
 
 
 async def test_the_code_with_an_unknown_number_is_not_found(tmp_path: Path) -> None:
