@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.cookiejar
 import json
 import os
 import re
@@ -38,8 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,6 +58,7 @@ from bench.common import (  # noqa: E402
     raise_nofile,
     replace_section,
 )
+from tests.integration import processes  # noqa: E402
 from tests.integration.peers.ports import free_port_range, free_tcp_port, free_udp_port  # noqa: E402
 from tests.integration.processes import (  # noqa: E402
     POSTGRES_ADMIN_URL,
@@ -252,17 +250,7 @@ def describe_code() -> str:
 
 def login(pbx: Pbx, username: str) -> str:
     """Log `username` in through /login/ (CSRF token and all); their session id."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = opener.open(f"{pbx.url}/login/", timeout=10).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert token, "no CSRF token on the login page"
-    form = {"username": username, "password": pbx.passwords[username]}
-    form["csrfmiddlewaretoken"] = token.group(1)
-    opener.open(f"{pbx.url}/login/", urllib.parse.urlencode(form).encode(), timeout=30).read()
-    session = next((c.value for c in jar if c.name == "sessionid"), None)
-    assert session, f"{username} could not log in"
-    return session
+    return processes.login(pbx.http_port, username, pbx.passwords[username])
 
 
 # --- the carrier: a raw UDP UAC ---------------------------------------------------------------

@@ -15,15 +15,21 @@ waits for the operator's phone to answer never holds back the messages that show
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import RedisError
 
+from operator_panel.web_redis import REDIS
 from pbx import control
 from pbx.events import console_group
 
 REFUSED = 4403  # the close code of a socket that may not see the console
+# Redis does not answer: the page opens a new socket in a moment. (1013, "try again later", is
+# a code Daphne's WebSocket library refuses to send: the application range it is.)
+TRY_AGAIN = 4503
 
 
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
@@ -37,10 +43,28 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=REFUSED)
             return
         self.actor = actor
+        try:
+            await self.channel_layer.group_add(console_group(actor.company_id), self.channel_name)
+        except RedisError as error:  # the page tries again in a moment
+            REDIS.failed(error)
+            await self.close(code=TRY_AGAIN)
+            return
+        REDIS.succeeded()
         self.group = console_group(actor.company_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_snapshot()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except RedisError as error:
+            # Redis went away under the socket: its group is gone with it (Redis keeps nothing).
+            # Said once; the socket closes, and the page opens a new one, with a new snapshot,
+            # once Redis answers again.
+            REDIS.failed(error)
+            self.group = None
+            with contextlib.suppress(Exception):  # the client went too
+                await self.close(code=TRY_AGAIN)
 
     async def send_snapshot(self) -> None:
         assert self.actor is not None

@@ -10,13 +10,12 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from operator_panel.web_redis import REDIS
 from pbx import heartbeat, worker
-from pbx.connectivity import Outage, redis_problem
+from pbx.connectivity import redis_problem
 
 log = logging.getLogger(__name__)
 ENGINE_QUERY_TIMEOUT = 2.0
-# The web's view of Redis: a wrong REDIS_URL, or Redis gone, is said once in its log.
-_redis = Outage(log, "Redis", "the consoles get no live calls and their commands fail")
 
 
 PUBLIC_FIELDS = ("mode", "node", "running", "sip_port", "error")  # what anonymous visitors may see
@@ -110,7 +109,7 @@ def _redis_ok() -> bool | None:
         return None
     problem = redis_problem(settings.REDIS_URL)
     if problem:
-        _redis.failed(problem)
+        REDIS.failed(problem)
         return False
-    _redis.succeeded()
+    REDIS.succeeded()
     return True

@@ -74,6 +74,25 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def login(port: int, username: str, password: str) -> str:
+    """Log `username` in through /login/ as a browser does (CSRF token and all); the session id."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    url = f"http://{HOST}:{port}/login/"
+    page = opener.open(url, timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token, "no CSRF token on the login page"
+    form = {"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+    opener.open(url, urllib.parse.urlencode(form).encode(), timeout=30).read()
+    session = next((c.value for c in jar if c.name == "sessionid"), None)
+    assert session, f"{username} could not log in"
+    return session
+
+
 @dataclass
 class Child:
     """A process a test started, its output going to a log file."""

@@ -9,7 +9,9 @@
   engine (its console messages cannot leave) in the worker's log, a new call attempt still
   answered, the call in progress carries on with audio both ways; once Redis is back /healthz
   is 200 again, the node answers a console snapshot task with the call in it, and the
-  consoles get the call's end.
+  consoles get the call's end. A console socket open while Redis restarts is closed by the web
+  (its group went with Redis), one line in the web's log, and the page's next socket shows the
+  calls made after.
 - PostgreSQL restarting (the shared server cannot restart: the test database's backends are
   terminated and new connections refused for a while): a line in the worker's log for each
   thing that waits (the heartbeat, the node's lock, the configuration), the call carries on, a
@@ -21,11 +23,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +53,7 @@ from tests.integration.processes import (
     base_env,
     celery_worker,
     http_get,
+    login,
     manage,
     sip_options,
     skip_loudly,
@@ -278,6 +284,15 @@ for position, number in enumerate(("203", "202")):
         group=group, extension=Extension.objects.get(number=number), position=position
     )
 """
+OPERATOR_PASSWORD = f"operator-{uuid.uuid4().hex[:12]}"
+OPERATOR = f"""
+from django.contrib.auth.models import User
+from pbx.models import Company, Membership, Role
+user = User.objects.create_user("operator", password={OPERATOR_PASSWORD!r})
+Membership.objects.create(
+    user=user, company=Company.objects.get(), role=Role.OPERATOR, must_change_password=False
+)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +316,7 @@ def office(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     for number, secret in secrets.items():
         manage(env, "extension", "add", number, "--name", f"Phone {number}", "--secret", secret)
     manage(env, "shell", "-c", HUNT_GROUP)
+    manage(env, "shell", "-c", OPERATOR)
     command = celery_worker(f"telephony.{node}", "-n", f"{node}@%h", "--loglevel", "INFO")
     worker = start_child(command, env, tmp_path / "worker.log")
     web_env = {**env, "CENTRALINO_ENGINE": "off"}
@@ -437,6 +453,97 @@ def test_redis_going_away_leaves_the_call_alone_and_the_node_answers_once_it_is_
     assert_no_traceback_or_warning(office.worker, worker_mark)
     assert_no_traceback_or_warning(office.web, web_mark)
     assert len(lines_after(office.web, web_mark, "Redis went away")) == 1
+
+
+class Console:
+    """An operator's console socket as the page keeps it: a new one whenever it closes (the page
+    tries again every 2 s), every message it got, and how many sockets it took."""
+
+    def __init__(self, office: Office) -> None:
+        self.office = office
+        self.session = login(office.http_port, "operator", OPERATOR_PASSWORD)
+        self.messages: list[dict] = []
+        self.sockets = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> Console:
+        self.thread.start()
+        wait_for(lambda: self.snapshots(), 15, what="the console's first snapshot")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+    def snapshots(self) -> list[dict]:
+        return [m for m in list(self.messages) if m.get("type") == "snapshot"]
+
+    def shows(self, number: str, state: str, since: int) -> bool:
+        """Whether a message from the `since`-th on, or a snapshot, shows `number` in `state`."""
+        for m in list(self.messages)[since:]:
+            if m.get("type") == "extension.state" and (m["number"], m["state"]) == (number, state):
+                return True
+            nodes = m.get("nodes", {}) if m.get("type") == "snapshot" else {}
+            if any(node["extensions"].get(number) == state for node in nodes.values()):
+                return True
+        return False
+
+    async def _run(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        port = self.office.http_port
+        while not self.stopping.is_set():
+            try:
+                async with connect(
+                    f"ws://{HOST}:{port}/ws/console/",
+                    origin=f"http://{HOST}:{port}",  # type: ignore[arg-type]
+                    additional_headers={"Cookie": f"sessionid={self.session}"},
+                    open_timeout=5,
+                ) as socket:
+                    self.sockets += 1
+                    while not self.stopping.is_set():
+                        try:
+                            raw = await asyncio.wait_for(socket.recv(), 0.5)
+                        except TimeoutError:
+                            continue
+                        self.messages.append(json.loads(raw))
+            except (ConnectionClosed, InvalidStatus, OSError, TimeoutError):
+                pass
+            await asyncio.sleep(2)  # as the page does
+
+
+def test_a_console_open_while_redis_restarts_sees_the_calls_made_after(
+    office: Office, make_baresip: Callable[..., Baresip]
+) -> None:
+    if not office.redis.answers():
+        office.redis.start()
+    web_mark = len(office.web.output())
+    with Console(office) as console:
+        office.redis.stop()
+        time.sleep(3)  # the web notices: its socket's reads fail
+        office.redis.start()
+        wait_for(lambda: office.healthz() == 200, 15, what="/healthz 200 with Redis back")
+        seen = len(console.messages)
+        call = start_call(office, make_baresip)
+        wait_for(
+            lambda: console.shows("202", "talking", since=seen),
+            15,
+            what="the console showing the call made after Redis came back",
+            seen=lambda: (
+                console.sockets,
+                console.messages[seen:],
+                office.web.output()[web_mark:][-3000:],
+            ),
+        )
+        call.caller.hangup()
+        call.callee.wait_closed()
+    print(f"\nthe console used {console.sockets} sockets")
+    assert console.sockets >= 2  # the web closed the deaf one; the page opened another
+    assert_no_traceback_or_warning(office.web, web_mark)
+    assert len(lines_after(office.web, web_mark, "Redis went away")) == 1
+    assert lines_after(office.web, web_mark, "Redis answers again")
 
 
 def test_postgresql_restarting_leaves_the_call_alone_and_loses_no_record(
