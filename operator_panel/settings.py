@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -195,6 +196,16 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_ROUTES = ("pbx.worker.route_task",)
+# Redis away for long must not end a telephony worker (and its calls): Celery's default gives
+# the broker up after 100 tries (about 50 minutes), then the worker exits.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# What `celery beat` sends, to the jobs worker (the default queue). Times in TIME_ZONE.
+CELERY_BEAT_SCHEDULE = {
+    "clear-expired-sessions": {
+        "task": "pbx.clear_expired_sessions",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}
 # What Celery 6 will do by default; with no late-acknowledged task it changes nothing here, but
 # Celery otherwise writes a multi-line deprecation warning into the log whenever Redis goes away.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True

@@ -98,3 +98,18 @@ def email_voicemail(message_id: int) -> bool:
     from pbx.voicemail_store import email_message
 
     return email_message(int(message_id))
+
+
+@shared_task(name="pbx.clear_expired_sessions", ignore_result=True)
+def clear_expired_sessions() -> int:
+    """Delete the login sessions that have expired (what `manage.py clearsessions` does), every
+    night from `celery beat` (settings.CELERY_BEAT_SCHEDULE): the table would otherwise keep
+    every login ever made. How many went."""
+    import logging
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+    logging.getLogger(__name__).info("%d expired login sessions deleted", deleted)
+    return deleted

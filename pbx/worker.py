@@ -252,6 +252,21 @@ def _start_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
     )
 
 
+@signals.beat_init.connect
+def _check_redis_for_beat(sender: Any = None, **kwargs: Any) -> None:
+    """`celery beat` only sends to Redis: a wrong REDIS_URL (or none) is one line and an exit,
+    not a retry for ever with a traceback each time."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        problem = "REDIS_URL is not set: the jobs it would send have no worker to reach"
+    else:
+        problem = connectivity.redis_problem(settings.REDIS_URL)
+    if problem:
+        log.error("celery beat exits: %s", problem)
+        raise SystemExit(1)
+
+
 @signals.worker_shutdown.connect
 def _stop_engine_in_worker(sender: Any = None, **kwargs: Any) -> None:
     global _host, _node_lock

@@ -153,6 +153,20 @@ def test_a_worker_with_a_wrong_redis_url_exits_with_one_line(
     assert sip_options(int(env["CENTRALINO_SIP_PORT"]), timeout=0.3) is None
 
 
+def test_beat_with_a_wrong_redis_url_exits_with_one_line(tmp_path: Path) -> None:
+    port = free_udp_port()
+    env = {**base_env(tmp_path), "REDIS_URL": f"redis://:s3cret@127.0.0.1:{port}/0"}
+    beat = [sys.executable, "-m", "celery", "-A", "operator_panel", "beat"]
+    beat += ["--schedule", str(tmp_path / "celerybeat-schedule")]
+
+    code, output = run_to_exit(beat, env)
+
+    assert code != 0, output
+    line = assert_one_clear_line(output, f"Redis at redis://:***@127.0.0.1:{port}/0", "refused")
+    assert "celery beat exits" in line
+    assert "s3cret" not in output
+
+
 def test_the_web_with_a_wrong_redis_url_answers_503_and_says_so_once(
     postgres_url: str, tmp_path: Path, spawn: Callable[..., Child]
 ) -> None:
