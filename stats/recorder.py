@@ -58,6 +58,11 @@ class OrmCallRecorder:
             )
         )
 
+    def taken(self, call_id: str, answered_by: str) -> None:
+        self._submit(
+            lambda: CallRecord.objects.filter(call_id=call_id).update(answered_by=answered_by[:64])
+        )
+
     def ended(self, call_id: str, disposition: str, reason: str) -> None:
         now = timezone.now()
         self._submit(

@@ -28,6 +28,12 @@ class CallRecorder(Protocol):
 
     def answered(self, call_id: str, answered_by: str) -> None: ...
 
+    def taken(self, call_id: str, answered_by: str) -> None:
+        """Someone else took the answered call (a menu's transfer, a console's, a retrieval from
+        parking, the voicemail a menu key leads to): `answered_by` follows, the answer time
+        stays the first one."""
+        ...
+
     def ended(self, call_id: str, disposition: str, reason: str) -> None: ...
 
 
@@ -58,6 +64,9 @@ class MemoryRecorder:
     def answered(self, call_id: str, answered_by: str) -> None:
         self.records[call_id]["answered_by"] = answered_by
 
+    def taken(self, call_id: str, answered_by: str) -> None:
+        self.records[call_id]["answered_by"] = answered_by
+
     def ended(self, call_id: str, disposition: str, reason: str) -> None:
         self.records[call_id].update(disposition=disposition, reason=reason)
 
@@ -67,7 +76,8 @@ class RecordWriter:
 
     def __init__(self, recorder: CallRecorder) -> None:
         self.recorder = recorder
-        self._answered: set[str] = set()  # a parked call retrieved is answered again: once
+        # Who has each answered call: answered once, then taken by whoever answers next.
+        self._answered: dict[str, str] = {}
 
     def on_event(self, event: Event) -> None:
         if not isinstance(event, CallChanged):
@@ -82,10 +92,13 @@ class RecordWriter:
                 company_id=event.company_id,
             )
         elif event.state in _ANSWERED and event.previous in _UNANSWERED:
-            if event.call_id not in self._answered:
-                self._answered.add(event.call_id)
+            by = self._answered.get(event.call_id)
+            if by is None:
                 self.recorder.answered(event.call_id, event.answered_by)
+            elif by != event.answered_by:
+                self.recorder.taken(event.call_id, event.answered_by)
+            self._answered[event.call_id] = event.answered_by
         elif event.state is CallState.ENDED:
-            self._answered.discard(event.call_id)
+            self._answered.pop(event.call_id, None)
             disposition = event.disposition.value if event.disposition else "failed"
             self.recorder.ended(event.call_id, disposition, event.reason)

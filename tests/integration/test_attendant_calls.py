@@ -239,6 +239,7 @@ def test_a_caller_walks_the_menus_and_is_put_through_with_audio_both_ways(
     record = server.wait_record(disposition="answered")
     print(f"\nkey to prompt: submenu {to_sub * 1000:.1f} ms, back {to_top * 1000:.1f} ms")
     assert record["callee"] == ATTENDANT
+    assert record["answered_by"] == "202"  # who the menu put the caller through to
     assert max(to_sub, to_top) < 0.5
 
 
@@ -675,6 +676,16 @@ def test_a_reception_configured_in_the_database_answers_and_remembers_its_rotati
             what="202's idle time in the database",
         )
         assert abs((idle.idle_since - datetime.now(UTC)).total_seconds()) < 60, idle.idle_since
+        # The record: answered when the menu answered, by the member who took it from the menu.
+        from stats.models import CallRecord
+
+        record = wait_for(
+            lambda: CallRecord.objects.filter(callee=ATTENDANT, ended_at__isnull=False).first(),
+            5,
+            what="the menu call's record",
+        )
+        assert record.answered_by == "202"
+        assert record.answered_at is not None and record.answered_at < record.ended_at
 
         caller.dial(f"sip:600@{engine.address}")  # the rotation goes on after 202
         phones["203"].wait_established()

@@ -241,6 +241,8 @@ async def test_a_menu_key_leads_to_the_mailbox_it_names_without_a_second_answer(
     assert call.statuses == [100, 200]  # answered once, by the menu
     assert pbx.speech.said == [greeting_of("202")]
     assert pbx.call(call.call_id).state is CallState.ANSWERED
+    # Its record says the voicemail took it (the console's missed calls list it so).
+    assert pbx.record(call.call_id)["answered_by"] == "voicemail"
     await pbx.advance(GREETING)
     pbx.media(alice).speak(2)
     await alice.hang_up()
