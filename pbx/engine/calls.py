@@ -262,7 +262,7 @@ class CallManager:
                     self._queue(call)
                 return
             if route.attendant is not None:
-                if self.on_attendant is None or call.kind is CallKind.HANDOFF:
+                if self.on_attendant is None:
                     self.unavailable(call, "no auto-attendant here")
                 else:
                     self.on_attendant(call, route)
@@ -530,9 +530,11 @@ class CallManager:
         `DigitPressed` events.
 
         A caller the PBX already answered (a menu sent it on, and what it reached forwards to
-        a menu again) is taken as it is: no second 200."""
+        a menu again), or a party transferred here (a handoff: already in a dialog with us), is
+        taken as it is: no second 200. A handoff is then done: its outcome is settled, so that
+        whoever transferred it is freed (a blind transfer to a Multiselection)."""
         a = call.a
-        answered_by_us = call.kind is CallKind.NEW and call.b is None and not a.ended
+        answered_by_us = call.b is None and not a.ended
         if call.state not in (CallState.ROUTING, CallState.RINGING) or not (
             a.unanswered or answered_by_us
         ):
@@ -545,7 +547,7 @@ class CallManager:
             self.dialogs.add(a)
         call.answered_by = by
         call.move(state)
-        if state is CallState.ANSWERED:
+        if state is CallState.ANSWERED or call.kind is CallKind.HANDOFF:
             call.settle(Outcome(a))
         return a.media
 
@@ -566,7 +568,7 @@ class CallManager:
         if (
             mailbox is None
             or self.on_voicemail is None
-            or call.kind is CallKind.HANDOFF
+            or _placer_decides(call)
             or call.state not in (CallState.ROUTING, CallState.RINGING)
         ):
             self._end_unanswered(call, status, reason)
@@ -603,7 +605,7 @@ class CallManager:
         if call.state is CallState.ENDED:
             return
         disposition = Disposition.of_status(status)
-        if call.kind is CallKind.HANDOFF:
+        if _placer_decides(call):
             # Placed for a party already in a conversation (a transfer): that party stays as
             # it is; whoever placed the call decides what becomes of it.
             call.settle(Outcome(None, status))
@@ -774,3 +776,12 @@ def _hunt_strategy(route: Route, targets: list[Target]) -> RingStrategy:
 
 def _session_headers(leg: Leg) -> tuple[tuple[str, str], ...]:
     return leg.session_timer.headers() if leg.session_timer is not None else ()
+
+
+def _placer_decides(call: Call) -> bool:
+    """Whether what becomes of `call` if it fails is for whoever placed it to decide: a
+    handoff (a transfer), until the PBX took the party itself (a Multiselection answered it, and
+    the transfer was done); from then on it is a call the PBX answered, like any other."""
+    if call.kind is not CallKind.HANDOFF:
+        return False
+    return not (call.outcome.done() and call.outcome.result().answered is not None)

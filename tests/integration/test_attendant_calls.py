@@ -695,3 +695,36 @@ def test_a_reception_configured_in_the_database_answers_and_remembers_its_rotati
         caller.hangup()
         phones["203"].wait_closed()
         engine.wait_no_calls()
+
+
+def test_a_phone_transfers_its_caller_to_the_multiselection_which_puts_it_through(
+    server: Pbx, phones: dict[str, Baresip], tmp_path: Path
+) -> None:
+    """203 answered 201 and sends it to the menu (REFER): 203 is freed, 201 hears the menu,
+    presses 2 and talks with 202."""
+    top = MenuInfo(
+        TOP,
+        "Welcome",
+        prompt_pcm16k(tmp_path / "top.wav", TOP_HZ, 4.0),
+        timeout=5,
+        keys=(("2", MenuAction("extension", "202")),),
+    )
+    server.add_attendant(ATTENDANT, top)
+    caller, transferrer, callee = phones["201"], phones["203"], phones["202"]
+    caller.dial(f"sip:203@{server.address}")
+    transferrer.wait_established()
+    caller.wait_established()
+    caller.wait_hearing(SECOND_HZ, seconds=0.5)
+
+    mark = caller.received_audio().size
+    transferrer.transfer(f"sip:{ATTENDANT}@{server.address}")
+    caller.wait_hearing(TOP_HZ, seconds=0.5, since=mark)
+    transferrer.wait_closed()  # freed as soon as the menu answered
+    wait_for(lambda: server.call_states() == ["attendant"], 5, what="the menu holding the call")
+
+    press(caller, "2")
+    callee.wait_established()
+    mark = caller.received_audio().size
+    callee.wait_hearing(CALLER_HZ, seconds=0.5)
+    caller.wait_hearing(FIRST_HZ, seconds=0.5, since=mark)
+    hang_up(server, caller, callee)
