@@ -13,6 +13,7 @@ import numpy as np
 from pbx.engine.announcement_recorder import AnnouncementRecorder
 from pbx.engine.attendant import Attendants, PromptCache
 from pbx.engine.auth import Authenticator, FailureTracker
+from pbx.engine.call import CallState
 from pbx.engine.calls import CallManager
 from pbx.engine.commands import Command, Done, execute
 from pbx.engine.dialog_journal import JournalWriter, end_lost_dialogs
@@ -317,12 +318,14 @@ class Engine:
         self._watch = asyncio.get_running_loop().call_later(period, self._watch_media)
 
     def _watch_media(self) -> None:
-        """Hang up the calls a phone left without a word (see watchdog.py)."""
-        talking = [c for c in self.calls.calls.values() if c.talking]
-        legs = [leg for call in talking for leg in (call.a, call.b) if leg is not None]
+        """Hang up the calls a phone left without a word (see watchdog.py): talking, and also
+        those whose caller the PBX answered and sent on (a menu's key ringing someone, the
+        operator queue, voicemail), which would otherwise wait for a timeout of their own."""
+        calls = list(self.calls.calls.values())
+        legs = [leg for call in calls for leg in (call.a, call.b) if leg is not None]
         for leg in self.watchdog.silent(legs, self.stack.now()):
             call = self.calls.call_of(leg)
-            if call is not None and call.talking:
+            if call is not None and call.state is not CallState.ENDED:
                 log.info(
                     "call %s: no media from %s for %ss, hanging up",
                     call.id[:8],

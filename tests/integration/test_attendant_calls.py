@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -24,6 +25,8 @@ from pbx.media.tone import goertzel, rms, sine
 from tests.integration.engine_fixture import CallerWatch, Pbx
 from tests.integration.peers.baresip import Baresip, baresip_binary
 from tests.integration.peers.waiting import wait_for
+
+T = TypeVar("T")
 
 pytestmark = [
     pytest.mark.integration,
@@ -581,6 +584,19 @@ def test_a_caller_whose_hunt_group_does_not_answer_comes_back_to_the_menu(
     hang_up(server, caller, phones["202"])
 
 
+def unlocked(read: Callable[[], T]) -> T | None:
+    """`read()`, or None while the engine's writer holds the in-memory SQLite table (it
+    writes from its own thread; the test's read is not retried by it)."""
+    from django.db import OperationalError
+
+    try:
+        return read()
+    except OperationalError as error:
+        if "locked" not in str(error):
+            raise
+        return None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_reception_configured_in_the_database_answers_and_remembers_its_rotation(
     settings: object, tmp_path: Path
@@ -665,13 +681,13 @@ def test_a_reception_configured_in_the_database_answers_and_remembers_its_rotati
         phones["202"].wait_closed()
         engine.wait_no_calls()
         wait_for(
-            lambda: HuntGroup.objects.get(pk=group.pk).last_member == "202",
+            lambda: unlocked(lambda: HuntGroup.objects.get(pk=group.pk).last_member == "202"),
             5,
             what="the group's last taker in the database",
         )
         # When 202's line became idle, as a date every node and the next run can compare.
         idle = wait_for(
-            lambda: LineIdle.objects.filter(company=company, number="202").first(),
+            lambda: unlocked(LineIdle.objects.filter(company=company, number="202").first),
             5,
             what="202's idle time in the database",
         )
@@ -680,7 +696,9 @@ def test_a_reception_configured_in_the_database_answers_and_remembers_its_rotati
         from stats.models import CallRecord
 
         record = wait_for(
-            lambda: CallRecord.objects.filter(callee=ATTENDANT, ended_at__isnull=False).first(),
+            lambda: unlocked(
+                CallRecord.objects.filter(callee=ATTENDANT, ended_at__isnull=False).first
+            ),
             5,
             what="the menu call's record",
         )
@@ -728,3 +746,23 @@ def test_a_phone_transfers_its_caller_to_the_multiselection_which_puts_it_throug
     callee.wait_hearing(CALLER_HZ, seconds=0.5)
     caller.wait_hearing(FIRST_HZ, seconds=0.5, since=mark)
     hang_up(server, caller, callee)
+
+
+def test_a_caller_that_vanishes_while_queued_after_the_menu_is_hung_up_after_the_media_timeout(
+    make_pbx: Callable[..., Pbx], make_baresip: Callable[..., Baresip], tmp_path: Path
+) -> None:
+    """A phone that loses power in the operator queue, where a menu sent it: gone after the
+    media timeout, not after the queue's own five minutes."""
+    server = make_pbx(media_timeout=2, extensions=("201",))
+    server.directory.operator_numbers[1] = "9"
+    server.add_attendant(ATTENDANT, one_key_menu(tmp_path, "0", MenuAction("operator")))
+    caller = make_baresip("201", password=server.secrets["201"], registrar=server.address)
+    caller.wait_registered()
+    dial_attendant(server, caller)
+    caller.wait_hearing(TOP_HZ, seconds=0.3)
+    press(caller, "0")
+    wait_for(lambda: server.call_states() == ["queued"], 5, what="the call queued")
+    with caller.suspended():  # power cut: no RTP, no BYE
+        server.wait_no_calls(timeout=8)
+    record = server.wait_record()
+    assert (record["callee"], record["reason"]) == (ATTENDANT, "media timeout")
