@@ -147,9 +147,11 @@ class Leg:
             self._emit(self.state)
 
     def set_hold(self, held: bool) -> None:
-        """The far end held (or resumed) the media of this leg."""
+        """The far end held (or resumed) the media of this leg: while it holds (sendonly,
+        inactive) we send it nothing, as our answer (recvonly, inactive) says (RFC 3264)."""
         if held != self.remote_hold:
             self.remote_hold = held
+            self.media.withheld = held
             self._emit(self.state)
 
     def _emit(self, previous: LegState | None) -> None:

@@ -128,6 +128,8 @@ class MediaEndpoint(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.closed = False
         self.sent = 0
+        self.withheld = False
+        """True while the party holds us (sendonly, inactive): nothing is sent to it."""
         self.tap: Callable[[bytes], None] | None = None
         """Sees every packet accepted from the latched source, RTCP excepted (tests)."""
         self.on_digit: Callable[[DigitReceived], None] | None = None
@@ -254,7 +256,7 @@ class MediaEndpoint(asyncio.DatagramProtocol):
 
     def _send(self, out: Transmit | tuple[bytes, Addr]) -> None:
         transport = self.transport
-        if transport is not None and not self.closed:
+        if transport is not None and not self.closed and not self.withheld:
             transport.sendto(out[0], out[1])
             self.sent += 1
 

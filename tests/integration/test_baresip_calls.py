@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from pbx.media import g711
 from pbx.media.tone import band_energy_ratio, dominant_frequency, rms
 from tests.integration.engine_fixture import Pbx
 from tests.integration.peers.audio import assert_tone
@@ -85,6 +86,41 @@ def test_the_held_party_hears_music_and_then_the_other_party_again(
     assert band_energy_ratio(on_hold, 8000, 300, 600) > 0.8
     assert abs(dominant_frequency(on_hold, 8000) - 440) > 10, "still hearing the caller, not music"
     assert_tone(_heard(callee), 440, tolerance=5)
+
+
+def test_the_phone_that_held_is_sent_nothing_then_the_other_party_again_after_resuming(
+    pbx: Pbx, phones: dict[str, Baresip]
+) -> None:
+    """Checked as the PBX sends it to the holding phone's address: baresip 1.0 records nothing
+    it hears after its own hold and resume (its decoder's recording is not restarted), though
+    it reports receiving."""
+    watch = pbx.watch_next_caller()
+    caller, callee = phones["201"], phones["202"]
+    _connect(pbx, caller, callee)
+    caller.wait_hearing(1000)
+    caller.hold()
+    pbx.wait_until(lambda e: _held(e, "201"), what="201 holding")
+    held_at = pbx.evaluate(lambda e: e.clock.now())
+    time.sleep(1.0)
+    caller.resume()
+    pbx.wait_until(lambda e: not _held(e, "201"), what="201 resumed")
+    resumed_at = pbx.evaluate(lambda e: e.clock.now())
+    time.sleep(1.5)
+
+    during_hold = [p for at, p in watch.packets_after(held_at) if at < resumed_at]
+    assert during_hold == [], "a phone that holds (sendonly) was sent RTP"
+    after = [p for at, p in watch.packets_after(resumed_at)]
+    assert len(after) >= 50, f"{len(after)} packets in 1.5 s after resuming"
+    heard = np.concatenate([g711.decode_ulaw(p[12:]) for p in after[10:]])
+    assert abs(dominant_frequency(heard, 8000) - 1000) < 10
+    caller.hangup()
+    callee.wait_closed()
+
+
+def _held(engine: object, device: str) -> bool:
+    calls = engine.calls.calls.values()  # type: ignore[attr-defined]
+    legs = [leg for call in calls for leg in (call.a, call.b) if leg is not None]
+    return any(leg.remote_hold for leg in legs if (leg.device or leg.label) == device)
 
 
 def test_a_blind_transfer_from_the_phone_connects_the_other_party(

@@ -61,6 +61,8 @@ async def test_an_offer_that_only_sends_holds_and_the_other_party_hears_music(me
     assert pbx.media(alice).hears_music
     held = [e for e in pbx.log if isinstance(e, LegChanged) and e.device == "bob"][-1]
     assert held.held is True
+    assert pbx.media(bob).withheld  # our answer says recvonly: nothing is sent to Bob
+    assert not pbx.media(alice).withheld
 
 
 @pytest.mark.parametrize("method", ["INVITE", "UPDATE"])
@@ -72,6 +74,7 @@ async def test_an_offer_that_sends_and_receives_again_resumes_the_call(method: s
     assert reply is not None and reply.status == 200
     assert direction_of(reply.body) == "sendrecv"
     assert bridged(pbx.media(alice), pbx.media(bob))
+    assert not pbx.media(bob).withheld
 
 
 async def test_the_caller_can_hold_too() -> None:

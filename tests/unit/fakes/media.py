@@ -94,6 +94,7 @@ class FakeEndpoint:
         self._relay = relay
         self._leg = self
         self.closed = False
+        self.withheld = False  # the party holds us: nothing is sent to it (Leg.set_hold)
         self.codec = "PCMU"
         self.remote: Addr | None = None  # where the party's SDP wants our RTP
         self.source: FakeEndpoint | None = None  # whose party our party hears
