@@ -1,10 +1,11 @@
 """Calls: the B2BUA that joins a caller's leg to the leg of whoever answers.
 
 A call starts with an INVITE (leg A), is routed by number (routing.py), rings what its route
-names (a `Ringer` per route, ringer.py), and is bridged to the first that answers. What
-happens after a ringing ends (forward on busy or no answer, the voicemail hook) is decided
-here; what happens inside a dialog is dialogs.py's, and what users do with calls (hold,
-transfer, join) is operations.py's, both through the methods below.
+names (ring_plan.py says what, a `Ringer` per route rings it, ringer.py), and is bridged to
+the first that answers. What happens after a ringing ends (forward on busy or no answer) is
+decided here, how calls end (the voicemail hook, hang-ups) in call_endings.py; what happens
+inside a dialog is dialogs.py's, and what users do with calls (hold, transfer, join) is
+operations.py's, both through the methods below.
 """
 
 from __future__ import annotations
@@ -17,19 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pbx.engine.call import BUSY_STATUSES, Call, CallKind, CallState, Disposition, Outcome, Status
+from pbx.engine.call_endings import CallEndings
 from pbx.engine.events import DigitPressed, EventSink, ExtensionKey
-from pbx.engine.hunt import Algorithm, RingAll, RingStrategy, strategy_for, strategy_for_hunt
 from pbx.engine.legs import DialogIndex, Leg, reject
 from pbx.engine.media import MediaEndpoint, NoFreePort, bridge
 from pbx.engine.negotiation import local_sdp, unanswerable
-from pbx.engine.ringer import (
-    RingEnd,
-    Ringer,
-    RingResult,
-    Target,
-    member_targets,
-    trunk_target,
-)
+from pbx.engine.ring_plan import CannotRing, auto_answer_headers, plan_ringing
+from pbx.engine.ringer import RingEnd, Ringer, RingResult
 from pbx.engine.routing import MAX_FORWARDS, Party, Route, Unavailable
 from pbx.engine.services import (
     Clock,
@@ -51,16 +46,6 @@ from pbx.sip.message import Request
 log = logging.getLogger(__name__)
 
 
-def auto_answer_headers(advertise: str) -> tuple[tuple[str, str], ...]:
-    """Ask a phone to answer by itself (the operator's, when the console answers or dials for
-    them): Call-Info answer-after, which most desk phones and softphones read, and Alert-Info
-    auto-answer for the others. A phone that reads neither simply rings."""
-    return (
-        ("Call-Info", f"<sip:{advertise}>;answer-after=0"),
-        ("Alert-Info", f"<sip:{advertise}>;info=alert-autoanswer;delay=0"),
-    )
-
-
 class SetupState(enum.Enum):
     """An INVITE still being authenticated or routed, before it has a call."""
 
@@ -68,8 +53,9 @@ class SetupState(enum.Enum):
     CANCELLED = "cancelled"  # a CANCEL came meanwhile: the INVITE gets 487 and no call
 
 
-class CallManager:
-    """All calls of one engine, and the SIP dialogs that lead to them."""
+class CallManager(CallEndings):
+    """All calls of one engine, and the SIP dialogs that lead to them (how they end:
+    call_endings.py)."""
 
     def __init__(
         self,
@@ -393,49 +379,29 @@ class CallManager:
                 media.close()
                 return None
             call.b_media = media
-        presented = call.caller
-        if route.trunk is not None:
-            trunk = route.trunk
-            dest = await self.trunks.address(trunk)
-            if call.state is not CallState.ROUTING:  # ended or answered meanwhile
-                return None
-            if dest is None:
-                self.unavailable(call, "trunk unreachable", Status.SERVICE_UNAVAILABLE)
-                return None
-            targets = [trunk_target(trunk, route.number, dest)]
-            strategy: RingStrategy = RingAll(1)
-            if trunk.caller_id and call.direction != "inbound":
-                presented = Party(presented.company_id, trunk.caller_id, presented.name)
-        else:
-            targets = member_targets(route.members, self.contacts, self.stack)
-            if route.hunt is not None:
-                if not targets:  # no member's phone is registered: the group's fallback
-                    return RingResult(RingEnd.REFUSED, status=Status.UNAVAILABLE)
-                strategy = _hunt_strategy(route, targets)
-            else:
-                outside = await self._outside_target(call, route)
-                if call.state is not CallState.ROUTING:
-                    return None
-                if not targets and outside is None:
-                    self.unavailable(call, "unreachable")
-                    return None
-                strategy = strategy_for(
-                    route.ring_mode,
-                    len(targets),
-                    route.timeout,
-                    extra=outside is not None,
-                    extra_delay=route.ring_outside_delay,
-                )
-                if outside is not None:
-                    targets.append(outside)
+        plan = await plan_ringing(
+            call,
+            route,
+            contacts=self.contacts,
+            stack=self.stack,
+            trunks=self.trunks,
+            router=self.router,
+        )
+        if plan is None:  # ended or answered meanwhile
+            return None
+        if isinstance(plan, CannotRing):
+            if plan.group_fallback:  # no member's phone is registered: the group's fallback
+                return RingResult(RingEnd.REFUSED, status=Status.UNAVAILABLE)
+            self.unavailable(call, plan.reason, plan.status)
+            return None
         ringer = Ringer(
             call,
             route.number,
-            targets,
-            strategy,
+            plan.targets,
+            plan.strategy,
             route.timeout,
             media=call.b_media,
-            presented=presented,
+            presented=plan.presented,
             extension=route.extension_key,
             stack=self.stack,
             clock=self.clock,
@@ -450,20 +416,6 @@ class CallManager:
         finally:
             if call.ringer is ringer:
                 call.ringer = None
-
-    async def _outside_target(self, call: Call, route: Route) -> Target | None:
-        """The outside number an extension's ring mode adds to its devices, if it has one
-        and the trunk can be reached."""
-        if not route.ring_outside:
-            return None
-        outside = await self.router.route(call.caller, route.ring_outside, MAX_FORWARDS)
-        if isinstance(outside, Unavailable) or outside.trunk is None:
-            log.warning("ring mode of %s: %s is not an outside number", route.number, outside)
-            return None
-        dest = await self.trunks.address(outside.trunk)
-        if dest is None:
-            return None
-        return trunk_target(outside.trunk, outside.number, dest)
 
     async def _after(
         self, call: Call, route: Route, result: RingResult
@@ -551,138 +503,6 @@ class CallManager:
             call.settle(Outcome(a))
         return a.media
 
-    # --- ending ----------------------------------------------------------------------------
-
-    def unavailable(
-        self, call: Call, reason: str, status: int = Status.UNAVAILABLE, *, voicemail: str = ""
-    ) -> None:
-        """THE voicemail hook: no answer, busy, do-not-disturb, unreachable.
-
-        The caller is taken by the voicemail of the extension concerned: the one `voicemail`
-        names (do-not-disturb, busy, a hunt group's fallback, a menu key), else the extension
-        the call rang. Without one, when its mailbox is off, without voicemail on this engine,
-        or for a transfer (whoever transferred decides), the caller gets `status` (480, or
-        486 when busy) and the call ends.
-        """
-        mailbox = self._mailbox_of(call, voicemail)
-        if (
-            mailbox is None
-            or self.on_voicemail is None
-            or _placer_decides(call)
-            or call.state not in (CallState.ROUTING, CallState.RINGING)
-        ):
-            self._end_unanswered(call, status, reason)
-            return
-        self.tasks.spawn(self._to_voicemail(call, mailbox, reason, status))
-
-    @staticmethod
-    def _mailbox_of(call: Call, voicemail: str) -> ExtensionKey | None:
-        if voicemail:
-            return (call.caller.company_id, voicemail)
-        route = call.route
-        if route is None or route.hunt is not None:  # a group's own fallback decides
-            return None
-        return route.extension_key
-
-    async def _to_voicemail(
-        self, call: Call, mailbox: ExtensionKey, reason: str, status: int
-    ) -> None:
-        assert self.on_voicemail is not None
-        try:
-            taken = await self.on_voicemail(call, mailbox)
-        except Exception:
-            log.exception("call %s: voicemail of %s failed", call.id[:8], mailbox[1])
-            taken = False
-        if not taken:
-            self._end_unanswered(call, status, reason)
-
-    def refuse(self, call: Call, status: int, reason: str) -> None:
-        """End a call not answered yet with `status`, without the voicemail hook: what it
-        asked for cannot be done (a pickup with nothing ringing)."""
-        self._end_unanswered(call, status, reason)
-
-    def _end_unanswered(self, call: Call, status: int, reason: str) -> None:
-        if call.state is CallState.ENDED:
-            return
-        disposition = Disposition.of_status(status)
-        if _placer_decides(call):
-            # Placed for a party already in a conversation (a transfer): that party stays as
-            # it is; whoever placed the call decides what becomes of it.
-            call.settle(Outcome(None, status))
-            self._close(call, disposition, reason, keep=call.a)
-            return
-        a = call.a
-        self.pending_invites.pop(a.server_key, None)
-        if a.unanswered:
-            a.respond(status)
-        elif not a.ended:  # answered by the PBX (a menu) and sent on in vain: hang up
-            a.hangup()
-            disposition = Disposition.ANSWERED
-        self._close(call, disposition, reason)
-
-    def leg_ended(self, leg: Leg, reason: str) -> None:
-        """`leg` ended (BYE received, no ACK, hung up by a feature): end what depends on it."""
-        call = self.leg_call.get(leg.id)
-        if call is None:
-            self.dialogs.remove(leg)  # a leg a transfer left behind
-            return
-        if call.state is CallState.ENDED:
-            return
-        if not call.talking:
-            if leg is call.a and call.kind is CallKind.HANDOFF:
-                self._end_unanswered(call, Status.REQUEST_TERMINATED, reason)
-            elif leg is call.a:
-                self._close(call, Disposition.CANCELLED, reason)
-            return
-        other = call.other(leg)
-        if other is not None and not other.ended:
-            other.hangup()
-        self._close(call, Disposition.ANSWERED, reason)
-
-    def hangup_leg(self, leg: Leg, reason: str) -> None:
-        """Hang up one leg from our side, and end what depends on it."""
-        leg.hangup()
-        self.leg_ended(leg, reason)
-
-    def hangup_call(self, call: Call, reason: str = "hangup") -> None:
-        """End a call from our side, whatever its state."""
-        if call.state is CallState.ENDED:
-            return
-        disposition = Disposition.ANSWERED if call.talking else Disposition.CANCELLED
-        if call.ringer is not None:
-            call.ringer.stop()
-        for leg in (call.a, call.b):
-            if leg is not None and not leg.ended:
-                leg.hangup()
-        self._close(call, disposition, reason)
-
-    def _close(
-        self, call: Call, disposition: Disposition, reason: str, keep: Leg | None = None
-    ) -> None:
-        """Forget the call and release its legs' dialogs and media, except `keep`'s."""
-        if call.state is CallState.ENDED:
-            return
-        call.move(CallState.ENDED, disposition=disposition, reason=reason)
-        if call.ringer is not None:
-            call.ringer.stop()
-            call.ringer = None
-        for leg in (call.a, call.b):
-            if leg is None:
-                continue
-            if self.leg_call.get(leg.id) is call:
-                del self.leg_call[leg.id]
-            if leg is keep:
-                continue
-            self.dialogs.remove(leg)
-            if leg.owns_media:
-                leg.media.close()
-        if call.b_media is not None:
-            call.b_media.close()
-            call.b_media = None
-        self.pending_invites.pop(call.a.server_key, None)
-        self.calls.pop(call.id, None)
-        call.settle(Outcome(None, Status.REQUEST_TERMINATED))
-
     # --- requests inside dialogs and CANCEL --------------------------------------------------
 
     def find_leg(self, request: Request) -> Leg | None:
@@ -765,23 +585,5 @@ class CallManager:
         return next((leg for leg in (call.a, call.b) if leg is not None and leg.id == leg_id), None)
 
 
-def _hunt_strategy(route: Route, targets: list[Target]) -> RingStrategy:
-    """A hunt group's strategy: each member's registered phones ring together, in turns."""
-    groups = [
-        [i for i, target in enumerate(targets) if target.member == member.number]
-        for member in route.members
-    ]
-    return strategy_for_hunt(Algorithm(route.ring_mode), groups, route.turns)
-
-
 def _session_headers(leg: Leg) -> tuple[tuple[str, str], ...]:
     return leg.session_timer.headers() if leg.session_timer is not None else ()
-
-
-def _placer_decides(call: Call) -> bool:
-    """Whether what becomes of `call` if it fails is for whoever placed it to decide: a
-    handoff (a transfer), until the PBX took the party itself (a Multiselection answered it, and
-    the transfer was done); from then on it is a call the PBX answered, like any other."""
-    if call.kind is not CallKind.HANDOFF:
-        return False
-    return not (call.outcome.done() and call.outcome.result().answered is not None)

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pbx.engine.call import Call, CallKind, CallState
-from pbx.engine.calls import CallManager, auto_answer_headers
+from pbx.engine.calls import CallManager
 from pbx.engine.directory import Directory
 from pbx.engine.hunt import RingAll
 from pbx.engine.legs import Leg
 from pbx.engine.media import NoFreePort
 from pbx.engine.operations import CallOperations, OperationError
+from pbx.engine.ring_plan import auto_answer_headers
 from pbx.engine.ringer import RingEnd, Ringer, member_targets
 from pbx.engine.routing import Member, Party, Route, Unavailable
 from pbx.engine.services import Contacts
