@@ -19,7 +19,7 @@ from pbx.engine.commands import Command, Done, execute
 from pbx.engine.dialog_journal import JournalWriter, end_lost_dialogs
 from pbx.engine.dialogs import DialogRequests
 from pbx.engine.directory import Directory
-from pbx.engine.events import EventBus, MailboxChanged, RegistrationChanged
+from pbx.engine.events import EventBus, MailboxChanged
 from pbx.engine.legs import ALLOW_OUTSIDE_DIALOGS, DialogIndex, Leg, reject
 from pbx.engine.media import MediaManager
 from pbx.engine.operations import CallOperations
@@ -28,6 +28,7 @@ from pbx.engine.pickup import DirectedPickup
 from pbx.engine.presence import Presence
 from pbx.engine.records import CallRecorder, MemoryRecorder, RecordWriter
 from pbx.engine.registrar import BindingStore, Registrar
+from pbx.engine.registrations import Registrations
 from pbx.engine.routing import Party, Route, Router
 from pbx.engine.services import (
     AnnouncementStore,
@@ -148,6 +149,13 @@ class Engine:
         self.events = EventBus()
         self.presence = Presence(self.events)
         self.events.subscribe(self.presence.on_event)
+        self.registrations = Registrations(
+            stack=self.stack,
+            auth=self.auth,
+            registrar=self.registrar,
+            directory=directory,
+            events=self.events,
+        )
         self.events.subscribe(RecordWriter(self.recorder).on_event)
         # What the operator consoles show (pbx/events.py): its `publish` is given by the web
         # side that delivers the messages; `console.snapshot(company)` for a console joining.
@@ -254,7 +262,6 @@ class Engine:
         )
         self.events.subscribe(self.subscriptions.on_event)
         self._reload: asyncio.TimerHandle | None = None
-        self._registered: dict[str, tuple[int, str]] = {}  # username -> its extension
         self._watch: asyncio.TimerHandle | None = None
         self.watchdog = MediaWatchdog(config.media_timeout)
         self.running = False
@@ -288,7 +295,7 @@ class Engine:
         restored = await self.registrar.restore(self.stack.now())
         if restored:
             log.info("engine %s: %d registrations restored", self.config.node, restored)
-            await self._announce_restored()
+            await self.registrations.announce_restored()
         self.running = True
         await self.trunks.load()
         self._schedule_reload()
@@ -308,7 +315,7 @@ class Engine:
     def _schedule_reload(self) -> None:
         def reload() -> None:
             self.tasks.spawn(self.trunks.load())
-            self._expire_registrations()
+            self.registrations.expire()
             self._schedule_reload()
 
         self._reload = asyncio.get_running_loop().call_later(TRUNK_RELOAD_SECONDS, reload)
@@ -410,7 +417,7 @@ class Engine:
                 self.stack.send_response(make_response(request, 403, "Forbidden"))
             return
         if method == "REGISTER":
-            self.tasks.spawn(self._register(request, source, transport))
+            self.tasks.spawn(self.registrations.register(request, source, transport))
         elif method == "INVITE":
             self.tasks.spawn(self._invite(request, source, transport, key))
         elif method == "SUBSCRIBE":
@@ -460,56 +467,6 @@ class Engine:
             self.stack.send_response(make_response(request, 401, headers=challenges))
             return
         await self.subscriptions.subscribe(request, source, transport, outcome.device)
-
-    async def _register(self, request: Request, source: Addr, transport: str) -> None:
-        now = self.stack.now()
-        outcome = await self.auth.check(request, source[0], now)
-        if outcome.device is None:
-            self.stack.send_response(
-                make_response(
-                    request, 401, headers=tuple(("WWW-Authenticate", c) for c in outcome.challenge)
-                )
-            )
-            return
-        aor = request.to_addr.uri
-        if isinstance(aor, SipUri) and aor.user and aor.user != outcome.device.username:
-            self.stack.send_response(
-                make_response(request, 403, "Forbidden: credentials of another user")
-            )
-            return
-        username = outcome.device.username
-        before = len(self.registrar.contacts(username, now))
-        self.stack.send_response(self.registrar.register(username, request, source, transport, now))
-        after = len(self.registrar.contacts(username, now))
-        if after != before:
-            device = outcome.device
-            self._registered[username] = (device.company_id, device.extension)
-            self.events.emit(
-                RegistrationChanged(username, after, now, device.company_id, device.extension)
-            )
-
-    async def _announce_restored(self) -> None:
-        """The registrations a restart took back are news to the consoles too."""
-        now = self.stack.now()
-        for username in self.registrar.usernames():
-            device = await self.directory.device(username)
-            contacts = len(self.registrar.contacts(username, now))
-            if device is not None and contacts:
-                self._registered[username] = (device.company_id, device.extension)
-                self.events.emit(
-                    RegistrationChanged(
-                        username, contacts, now, device.company_id, device.extension
-                    )
-                )
-
-    def _expire_registrations(self) -> None:
-        """A phone that stopped refreshing its registration is gone: say so (the registrar
-        forgets it quietly, so the consoles would show it registered forever)."""
-        now = self.stack.now()
-        for username, (company_id, extension) in list(self._registered.items()):
-            if not self.registrar.contacts(username, now):
-                del self._registered[username]
-                self.events.emit(RegistrationChanged(username, 0, now, company_id, extension))
 
     async def _invite(self, invite: Request, source: Addr, transport: str, key: Any) -> None:
         self.calls.setup_started(key)
