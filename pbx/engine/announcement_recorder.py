@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from pbx.engine.call import Call, CallState
+from pbx.engine.caller_sessions import CallerSessions
 from pbx.engine.calls import CallManager
-from pbx.engine.events import CallChanged, DigitPressed, Event
+from pbx.engine.events import Event
 from pbx.engine.media import MediaEndpoint, Recording
 from pbx.engine.routing import Route
 from pbx.engine.services import AnnouncementStore, RecordedAnnouncement, Tasks
@@ -69,18 +70,16 @@ class AnnouncementRecorder:
         self.folder = Path(folder)
         self.tasks = tasks
         self.max_seconds = max_seconds
-        self.takes: dict[str, Take] = {}
+        # The administrator hanging up ends the take: what was said is the announcement.
+        self.takes = CallerSessions[Take](self._key, lambda take: self._end(take, hang_up=False))
         calls.on_record_announcement = self.start
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, DigitPressed):
-            take = self.takes.get(event.call_id)
-            if take is not None and event.digit == STOP_KEY and event.leg_id == take.call.a.id:
-                self._end(take, hang_up=True)
-        elif isinstance(event, CallChanged) and event.state is CallState.ENDED:
-            take = self.takes.get(event.call_id)
-            if take is not None:  # the caller hung up: what was said is the announcement
-                self._end(take, hang_up=False)
+        self.takes.on_event(event)
+
+    def _key(self, take: Take, digit: str) -> None:
+        if digit == STOP_KEY:
+            self._end(take, hang_up=True)
 
     def start(self, call: Call, route: Route) -> None:
         """Answer the administrator's call, beep, and record once the beep has played."""

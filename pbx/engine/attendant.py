@@ -23,9 +23,10 @@ from datetime import UTC, date, datetime
 import numpy as np
 
 from pbx.engine.call import Call, CallState
+from pbx.engine.caller_sessions import CallerSessions
 from pbx.engine.calls import CallManager
 from pbx.engine.directory import AttendantInfo, Directory, MenuAction, MenuInfo
-from pbx.engine.events import CallChanged, DigitPressed, Event
+from pbx.engine.events import Event
 from pbx.engine.media import MediaEndpoint
 from pbx.engine.routing import Route
 from pbx.engine.schedule import menu_at
@@ -99,21 +100,14 @@ class Attendants:
         self.tasks = tasks
         self.prompts = prompts
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
-        self.sessions: dict[str, Session] = {}
+        self.sessions = CallerSessions[Session](self.key, self._stop_timer)
         self.ringback = ringback()
         calls.on_attendant = self.start
 
     # --- events --------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, DigitPressed):
-            session = self.sessions.get(event.call_id)
-            if session is not None and event.leg_id == session.call.a.id:
-                self.key(session, event.digit)
-        elif isinstance(event, CallChanged) and event.state is CallState.ENDED:
-            session = self.sessions.pop(event.call_id, None)
-            if session is not None:
-                self._stop_timer(session)
+        self.sessions.on_event(event)
 
     # --- answering -----------------------------------------------------------------------
 

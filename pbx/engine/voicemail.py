@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from pbx.engine.call import Call, CallState
+from pbx.engine.caller_sessions import CallerSessions
 from pbx.engine.calls import CallManager
-from pbx.engine.events import CallChanged, DigitPressed, Event, ExtensionKey, MailboxChanged
+from pbx.engine.events import Event, ExtensionKey, MailboxChanged
 from pbx.engine.media import MediaEndpoint, Recording
 from pbx.engine.phone_line import Line
 from pbx.engine.services import LeftMessage, MailboxInfo, Tasks, VoicemailStore
@@ -105,21 +106,20 @@ class Voicemail:
         self.max_seconds = max_seconds
         self.min_free_mb = min_free_mb
         self.say = Sentences(language)
-        self.deposits: dict[str, Deposit] = {}
+        # The caller hanging up ends the message: what they said is kept.
+        self.deposits = CallerSessions[Deposit](
+            lambda deposit, digit: deposit.line.pressed(digit), self._hung_up
+        )
         self._saving: set[asyncio.Task[Any]] = set()
         calls.on_voicemail = self.take
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, DigitPressed):
-            deposit = self.deposits.get(event.call_id)
-            if deposit is not None and event.leg_id == deposit.call.a.id:
-                deposit.line.pressed(event.digit)
-        elif isinstance(event, CallChanged) and event.state is CallState.ENDED:
-            deposit = self.deposits.pop(event.call_id, None)
-            if deposit is not None:  # the caller hung up: what they said is the message
-                if deposit.task is not None:
-                    deposit.task.cancel()
-                self._finish(deposit)
+        self.deposits.on_event(event)
+
+    def _hung_up(self, deposit: Deposit) -> None:
+        if deposit.task is not None:
+            deposit.task.cancel()
+        self._finish(deposit)
 
     # --- taking a call ---------------------------------------------------------------------
 

@@ -27,9 +27,10 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pbx.engine.call import Call, CallState
+from pbx.engine.call import Call
+from pbx.engine.caller_sessions import CallerSessions
 from pbx.engine.calls import CallManager
-from pbx.engine.events import CallChanged, DigitPressed, Event, MailboxChanged
+from pbx.engine.events import Event, MailboxChanged
 from pbx.engine.phone_line import Line
 from pbx.engine.routing import Route
 from pbx.engine.services import PinCheck, StoredMessage, Tasks, VoicemailStore
@@ -74,18 +75,13 @@ class VoicemailMenu:
         self.speech = speech
         self.files = files or AudioFiles()
         self.say = Sentences(language)
-        self.sessions: dict[str, Listening] = {}
+        self.sessions = CallerSessions[Listening](
+            lambda session, digit: session.line.pressed(digit), _stop
+        )
         calls.on_listen_voicemail = self.start
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, DigitPressed):
-            session = self.sessions.get(event.call_id)
-            if session is not None and event.leg_id == session.call.a.id:
-                session.line.pressed(event.digit)
-        elif isinstance(event, CallChanged) and event.state is CallState.ENDED:
-            session = self.sessions.pop(event.call_id, None)
-            if session is not None and session.task is not None:
-                session.task.cancel()
+        self.sessions.on_event(event)
 
     def start(self, call: Call, route: Route) -> None:
         """Answer the caller of the voicemail feature code and walk them through the menu."""
@@ -248,3 +244,9 @@ class VoicemailMenu:
                 if silences == 2:
                     return None
         return key
+
+
+def _stop(session: Listening) -> None:
+    """The caller hung up while listening: the script stops where it is."""
+    if session.task is not None:
+        session.task.cancel()
