@@ -119,8 +119,12 @@ ASGI_APPLICATION = "operator_panel.asgi.application"
 def redis_channel_hosts(url: str) -> list[dict[str, object]]:
     """The channel layer's Redis: redis-py 8 gives up reading after 5 s by default, exactly
     channels_redis's blocking wait for a message (5 s), so a console quiet for 5 s lost its
-    socket. Reads may take longer than that wait."""
-    return [{"address": url, "socket_timeout": 30}]
+    socket. Reads may take longer than that wait. After Redis restarted, a pooled connection
+    to the old server fails once ("Connection closed by server"): tried again at once on a new
+    one, so that only a Redis really away closes the consoles' sockets."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return [{"address": url, "socket_timeout": 30, "retry_on_error": [RedisConnectionError]}]
 
 
 DATABASES = {
