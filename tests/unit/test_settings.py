@@ -23,7 +23,7 @@ print(json.dumps({
     "broker": s.CELERY_BROKER_URL,
     "eager": s.CELERY_TASK_ALWAYS_EAGER,
     "engine": s.CENTRALINO_ENGINE,
-}))
+}, default=lambda value: value.__name__))
 """
 
 
@@ -70,7 +70,10 @@ def test_redis_url_selects_redis_for_channels_cache_and_celery() -> None:
     s = settings_with(REDIS_URL=url)
 
     assert s["channel_layer"] == "channels_redis.core.RedisChannelLayer"
-    assert s["channel_hosts"] == [{"address": url, "socket_timeout": 30}]
+    # Reads may wait longer than channels_redis's 5 s; a stale pooled connection is tried again.
+    assert s["channel_hosts"] == [
+        {"address": url, "socket_timeout": 30, "retry_on_error": ["ConnectionError"]}
+    ]
     assert s["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert s["broker"] == url
     assert s["eager"] is False
