@@ -1,10 +1,11 @@
-"""Lamps on phones: subscriptions (RFC 6665) to message waiting (RFC 3842) and busy lamps
-(RFC 4235), the engine's side.
+"""Lamps on phones: subscriptions (RFC 6665) to message waiting (RFC 3842), busy lamps
+(RFC 4235) and presence (RFC 3856), the engine's side.
 
 A phone SUBSCRIBEs to its own mailbox (Event: message-summary) or to another extension of
-its company (Event: dialog); the engine has authenticated it as any request out of a dialog.
-We answer 200 with the Expires we grant and a NOTIFY at once, then one whenever the mailbox
-(`MailboxChanged`) or the extension (`ExtensionStateChanged`) changes, all in the
+its company (Event: dialog, or presence for a softphone's buddy list); the engine has
+authenticated it as any request out of a dialog. We answer 200 with the Expires we grant and
+a NOTIFY at once, then one whenever the mailbox (`MailboxChanged`) or the extension
+(`ExtensionStateChanged`, and for presence `RegistrationChanged`) changes, all in the
 subscription's dialog. A SUBSCRIBE in that dialog refreshes it, with Expires: 0 ends it; so do
 its expiry (a last NOTIFY "terminated;reason=timeout") and a NOTIFY that fails (no answer,
 481...). Phones that do not subscribe can be sent unsolicited message-summary NOTIFYs.
@@ -34,7 +35,14 @@ from pbx.engine.events import (
 from pbx.engine.legs import Leg, LegState
 from pbx.sip.dialog import Dialog, DialogId
 from pbx.sip.errors import SipParseError
-from pbx.sip.event_bodies import MESSAGE_SUMMARY_TYPE, DialogEntry, MessageSummary, Participant
+from pbx.sip.event_bodies import (
+    MESSAGE_SUMMARY_TYPE,
+    ON_THE_PHONE,
+    DialogEntry,
+    MessageSummary,
+    Participant,
+)
+from pbx.sip.event_bodies import Presence as PresenceDocument
 from pbx.sip.headers import Headers
 from pbx.sip.ids import new_call_id, new_tag
 from pbx.sip.message import Request, Response, make_response
@@ -114,6 +122,15 @@ def shown_state(state: ExtensionState, host: str, number: str, name: str) -> lis
     ]
 
 
+# What a buddy list reads of a reachable extension (PIDF <note>).
+_NOTES = {
+    ExtensionState.IDLE: "Available",
+    ExtensionState.RINGING: "Ringing",
+    ExtensionState.DIALLING: "On the phone",
+    ExtensionState.TALKING: "On the phone",
+    ExtensionState.HELD: "On the phone",
+}
+
 _SHOWN_LEGS = frozenset({LegState.INCOMING, LegState.CALLING, LegState.RINGING, LegState.ANSWERED})
 
 
@@ -153,6 +170,9 @@ class Subscriptions:
         # One counts fetch at a time per mailbox, so that results apply in the order asked.
         self._fetching: dict[ExtensionKey, tuple[asyncio.Lock, list[int]]] = {}
         self._timers: dict[DialogId, Timer] = {}  # each live subscription's expiry
+        # The phones of each extension watched for presence (its reachability), as read at
+        # the last SUBSCRIBE for it.
+        self._devices: dict[ExtensionKey, tuple[str, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._by_dialog)
@@ -169,7 +189,7 @@ class Subscriptions:
         """A SUBSCRIBE out of a dialog, from `device` (authenticated): a new subscription."""
         try:
             package, event_id, expires = check_subscribe(request, self.policy)
-            resource, name = await self._resource(package, request, device)
+            resource, name, devices = await self._resource(package, request, device)
             tag = new_tag()
             try:
                 dialog = Dialog.from_uas(request, tag)
@@ -178,6 +198,8 @@ class Subscriptions:
         except Refused as refusal:
             self._reply(request, refusal.status, refusal.reason, refusal.headers)
             return
+        if package is Package.PRESENCE:
+            self._devices[resource] = devices
         sub = Subscription(
             package,
             resource,
@@ -209,15 +231,16 @@ class Subscriptions:
 
     async def _resource(
         self, package: Package, request: Request, device: DeviceInfo
-    ) -> tuple[ExtensionKey, str]:
-        """The extension a SUBSCRIBE is about (its Request-URI user), checked for `device`."""
+    ) -> tuple[ExtensionKey, str, tuple[str, ...]]:
+        """The extension a SUBSCRIBE is about (its Request-URI user), checked for `device`:
+        its key, display name and phones."""
         uri = request.request_uri
         user = uri.user if isinstance(uri, SipUri) and uri.user else ""
         company = device.company_id
         if package is Package.MESSAGE_SUMMARY:
             if user not in ("", device.username, device.extension):
                 raise Refused(403, "Forbidden (another extension's mailbox)")
-            return (company, device.extension), ""
+            return (company, device.extension), "", ()
         ext = await self.directory.extension(company, user) if user else None
         if ext is None and user:
             other = await self.directory.device(user)  # a device's username names its extension
@@ -227,7 +250,7 @@ class Subscriptions:
                 ext = await self.directory.extension(company, other.extension)
         if ext is None:
             raise Refused(404, "No such extension")
-        return (company, ext.number), ext.display_name
+        return (company, ext.number), ext.display_name, ext.devices
 
     def _granted(self, expires: int, transport: str) -> tuple[tuple[str, str], ...]:
         return (("Expires", str(expires)), ("Contact", self.stack.contact(transport=transport)))
@@ -344,8 +367,27 @@ class Subscriptions:
         if sub.package is Package.MESSAGE_SUMMARY:
             new, old = sub.counts
             return bytes(MessageSummary.of_counts(new, old, f"sip:{number}@{host}"))
+        if sub.package is Package.PRESENCE:
+            sub.presence = self.presence_of(company, number)
+            return bytes(sub.presence)
         current = self.dialogs(company, number, sub.name)
         return bytes(sub.next_document(f"sip:{number}@{host}", current))
+
+    def presence_of(self, company_id: int, number: str) -> PresenceDocument:
+        """What a buddy list shows of an extension: reachable while one of its phones is
+        registered, "on the phone" while one rings, dials, talks or holds."""
+        now = self.stack.now()
+        devices = self._devices.get((company_id, number), ())
+        reachable = any(self.contacts.contacts(username, now) for username in devices)
+        state = self.presence.state(company_id, number)
+        busy = state is not ExtensionState.IDLE
+        note = _NOTES[state] if reachable else "Offline"
+        return PresenceDocument(
+            f"sip:{number}@{self.stack.advertise}",
+            reachable,
+            ON_THE_PHONE if busy and reachable else "",
+            note,
+        )
 
     def dialogs(self, company_id: int, number: str, name: str = "") -> list[DialogEntry]:
         """What the busy lamp of an extension shows now: its phones' legs in calls, or its
@@ -392,17 +434,17 @@ class Subscriptions:
             self._changed(event.extension)
         elif isinstance(event, MailboxChanged):
             self.tasks.spawn(self._mailbox_changed((event.company_id, event.number)))
-        elif (
-            isinstance(event, RegistrationChanged)
-            and self.unsolicited
-            and event.contacts
-            and event.extension
-        ):
+        elif isinstance(event, RegistrationChanged) and event.extension:
             key = (event.company_id, event.extension)
-            self.tasks.spawn(self._mailbox_changed(key, only=event.username))
+            self._changed(key)  # a phone came or went: reachable or not (presence)
+            if self.unsolicited and event.contacts:
+                self.tasks.spawn(self._mailbox_changed(key, only=event.username))
 
     def _changed(self, key: ExtensionKey) -> None:
-        if (Package.DIALOG, key) not in self._watching:
+        if (Package.DIALOG, key) not in self._watching and (
+            Package.PRESENCE,
+            key,
+        ) not in self._watching:
             return
         self._dirty.add(key)
         if self._flush is None:
@@ -416,6 +458,9 @@ class Subscriptions:
         for key in dirty:
             for sub in list(self._watching.get((Package.DIALOG, key), {}).values()):
                 if sub.sending or self.dialogs(*key, sub.name) != list(sub.shown.values()):
+                    self._notify(sub)
+            for sub in list(self._watching.get((Package.PRESENCE, key), {}).values()):
+                if sub.sending or self.presence_of(*key) != sub.presence:
                     self._notify(sub)
 
     async def _fetch(self, key: ExtensionKey) -> tuple[int, int] | None:

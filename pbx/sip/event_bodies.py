@@ -1,8 +1,10 @@
-"""The bodies of the NOTIFYs that light lamps on phones: message-summary and dialog-info.
+"""The bodies of the NOTIFYs that light lamps on phones: message-summary, dialog-info and
+presence.
 
 `MessageSummary` is RFC 3842's application/simple-message-summary (the message-waiting lamp);
-`DialogInfo` is RFC 4235's application/dialog-info+xml (a busy lamp field). Each has
-`parse()` and `__bytes__()`; what we write reads back as the same value.
+`DialogInfo` is RFC 4235's application/dialog-info+xml (a busy lamp field); `Presence` is RFC
+3863's application/pidf+xml with RFC 4480's activities (the buddy lists of softphones such as
+Linphone). Each has `parse()` and `__bytes__()`; what we write reads back as the same value.
 """
 
 from __future__ import annotations
@@ -220,3 +222,71 @@ def _read_participant(element: ET.Element | None) -> Participant | None:
         target=target.attrib.get("uri", "") if target is not None else "",
         params=params,
     )
+
+
+# --- RFC 3863 / RFC 4480: presence --------------------------------------------------------------
+
+PIDF_TYPE = "application/pidf+xml"
+PIDF_NS = "urn:ietf:params:xml:ns:pidf"
+DATA_MODEL_NS = "urn:ietf:params:xml:ns:pidf:data-model"
+RPID_NS = "urn:ietf:params:xml:ns:pidf:rpid"
+ON_THE_PHONE = "on-the-phone"  # RPID's activity for a person in a call (or ringing)
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A PIDF document about one extension: reachable (`open`: a phone registered) or not, and
+    its RPID activity ("on-the-phone", "" none), with a short note people can read."""
+
+    entity: str
+    open: bool
+    activity: str = ""
+    note: str = ""
+
+    def __bytes__(self) -> bytes:
+        ET.register_namespace("", PIDF_NS)
+        ET.register_namespace("dm", DATA_MODEL_NS)
+        ET.register_namespace("rpid", RPID_NS)
+        root = ET.Element(f"{{{PIDF_NS}}}presence", {"entity": self.entity})
+        tuple_ = ET.SubElement(root, f"{{{PIDF_NS}}}tuple", {"id": "phone"})
+        status = ET.SubElement(tuple_, f"{{{PIDF_NS}}}status")
+        ET.SubElement(status, f"{{{PIDF_NS}}}basic").text = "open" if self.open else "closed"
+        ET.SubElement(tuple_, f"{{{PIDF_NS}}}contact").text = self.entity
+        if self.note:
+            ET.SubElement(tuple_, f"{{{PIDF_NS}}}note").text = self.note
+        if self.activity:  # none: open alone reads as available ("unknown" would not)
+            person = ET.SubElement(root, f"{{{DATA_MODEL_NS}}}person", {"id": "person"})
+            activities = ET.SubElement(person, f"{{{RPID_NS}}}activities")
+            ET.SubElement(activities, f"{{{RPID_NS}}}{self.activity}")
+        text = ET.tostring(root, encoding="unicode", short_empty_elements=True)
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n{text}\n'.encode()
+
+    @classmethod
+    def parse(cls, body: bytes) -> Presence:
+        """Read a document (ours, or a test's capture): the first tuple's basic status and
+        note, the person's first activity.
+
+        Raises:
+            BodyError: not XML, not a PIDF presence document, or a tuple without a status.
+        """
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as error:
+            raise BodyError(f"not XML: {error}") from None
+        if root.tag != f"{{{PIDF_NS}}}presence" or "entity" not in root.attrib:
+            raise BodyError(f"root element {root.tag!r} is not a PIDF presence with an entity")
+        basic = root.find(f"{{{PIDF_NS}}}tuple/{{{PIDF_NS}}}status/{{{PIDF_NS}}}basic")
+        if basic is None or (basic.text or "").strip() not in ("open", "closed"):
+            raise BodyError("no tuple with a basic status open or closed")
+        note = root.find(f"{{{PIDF_NS}}}tuple/{{{PIDF_NS}}}note")
+        activities = root.find(f"{{{DATA_MODEL_NS}}}person/{{{RPID_NS}}}activities")
+        activity = ""
+        if activities is not None and len(activities):
+            activity = activities[0].tag.rsplit("}", 1)[-1]
+            activity = "" if activity == "unknown" else activity
+        return cls(
+            root.attrib["entity"],
+            (basic.text or "").strip() == "open",
+            activity,
+            (note.text or "").strip() if note is not None else "",
+        )

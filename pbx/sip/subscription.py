@@ -12,7 +12,14 @@ import enum
 from dataclasses import dataclass, field, replace
 
 from pbx.sip.dialog import Dialog, DialogId
-from pbx.sip.event_bodies import DIALOG_INFO_TYPE, MESSAGE_SUMMARY_TYPE, DialogEntry, DialogInfo
+from pbx.sip.event_bodies import (
+    DIALOG_INFO_TYPE,
+    MESSAGE_SUMMARY_TYPE,
+    PIDF_TYPE,
+    DialogEntry,
+    DialogInfo,
+    Presence,
+)
 from pbx.sip.headers import Via
 from pbx.sip.message import Request, Response
 
@@ -24,10 +31,24 @@ class Package(enum.Enum):
 
     MESSAGE_SUMMARY = "message-summary"  # RFC 3842: the message-waiting lamp
     DIALOG = "dialog"  # RFC 4235: busy lamps
+    PRESENCE = "presence"  # RFC 3856: softphones' buddy lists
 
     @property
     def content_type(self) -> str:
-        return MESSAGE_SUMMARY_TYPE if self is Package.MESSAGE_SUMMARY else DIALOG_INFO_TYPE
+        return _CONTENT_TYPES[self]
+
+    @property
+    def watches_an_extension(self) -> bool:
+        """Busy lamps and presence watch any extension of the company; message-summary only
+        the subscriber's own mailbox."""
+        return self is not Package.MESSAGE_SUMMARY
+
+
+_CONTENT_TYPES = {
+    Package.MESSAGE_SUMMARY: MESSAGE_SUMMARY_TYPE,
+    Package.DIALOG: DIALOG_INFO_TYPE,
+    Package.PRESENCE: PIDF_TYPE,
+}
 
 
 ALLOW_EVENTS = ", ".join(p.value for p in Package)
@@ -147,6 +168,7 @@ class Subscription:
     counts: tuple[int, int] = (0, 0)  # message-summary: (new, heard)
     version: int = 0  # dialog: the version of the next document (RFC 4235: from 0, +1 each)
     shown: dict[str, DialogEntry] = field(default_factory=dict)  # in the last document
+    presence: Presence | None = None  # presence: what the last document said
     sending: bool = False  # a NOTIFY waits for its response...
     again: bool = False  # ...and something changed meanwhile
     final_sent: bool = False  # the NOTIFY that says terminated is gone: nothing more

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +13,7 @@ from tests.integration.peers.audio import assert_tone
 from tests.integration.peers.baresip import Baresip, baresip_binary
 from tests.integration.peers.linphone import Linphone, linphone_binaries
 from tests.integration.peers.pyvoip_phone import PyVoIPPhone, pyvoip_available
+from tests.integration.peers.waiting import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -140,3 +142,31 @@ def test_a_transfer_to_a_consultation_call_that_still_rings_hands_the_ringing_ov
     target.wait_closed()
     assert_tone(caller.received_audio()[-12000:-4000], 1000)
     assert_tone(target.received_audio()[-12000:-4000], 440)
+
+
+@needs_linphone
+def test_linphones_buddy_list_shows_an_extension_on_the_phone_and_back(
+    pbx: Pbx, make_phone: Callable[..., Baresip]
+) -> None:
+    """Presence (RFC 3856) read by a real softphone: Linphone on 203 has 202 as a friend."""
+    caller, watched = make_phone("201"), make_phone("202")
+    with Linphone("203", password=pbx.secrets["203"], registrar=pbx.address) as lin:
+        lin.wait_registered()
+        lin.generic(f'friend add "Bob" sip:202@{pbx.address}')
+
+        def shown() -> list[str]:
+            return re.findall(r"\] has presence \[([^\]]*)\]", lin.log())
+
+        wait_for(lambda: shown() == ["open"], 10, what="Bob open in the buddy list", seen=shown)
+        caller.dial(f"sip:202@{pbx.address}")
+        watched.wait_established()
+        wait_for(lambda: "on-the-phone" in shown(), 10, what="Bob on the phone", seen=shown)
+        caller.hangup()
+        watched.wait_closed()
+        wait_for(lambda: shown()[-1:] == ["open"], 10, what="Bob open again", seen=shown)
+        seen = shown()
+    assert [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]] == [
+        "open",
+        "on-the-phone",
+        "open",
+    ]

@@ -16,7 +16,7 @@ import pytest
 
 from pbx.engine.directory import DeviceInfo, ExtensionInfo
 from pbx.media.tone import rms
-from pbx.sip.event_bodies import DialogInfo, MessageSummary
+from pbx.sip.event_bodies import DialogInfo, MessageSummary, Presence
 from pbx.sip.subscription import Package
 from tests.integration.engine_fixture import COMPANY, Pbx
 from tests.integration.peers.baresip import Baresip, baresip_binary
@@ -189,6 +189,46 @@ def test_a_busy_lamp_follows_a_call_and_the_subscription_is_refreshed_and_ended(
     pbx.wait_until(lambda engine: len(engine.subscriptions) == 0, what="no subscription left")
 
 
+def test_a_buddy_list_sees_an_extension_go_on_the_phone_and_come_back(
+    pbx: Pbx, make_phone: Callable[..., Baresip]
+) -> None:
+    """Presence (RFC 3856): what a softphone's buddy list shows of 202, as PIDF."""
+    caller, watched = make_phone("201"), make_phone("202", answermode="manual")
+    with SippBackground(
+        "subscribe_presence",
+        pbx.address,
+        keys={"service": "202", "user": "203", "expires": "600"},
+        auth=("203", pbx.secrets["203"]),
+        timeout=30,
+        trace_msg=True,
+    ) as buddy:
+        pbx.wait_until(
+            lambda engine: engine.subscriptions.watching(Package.PRESENCE, COMPANY, "202"),
+            what="SIPp's presence subscription to 202",
+        )
+        caller.dial(f"sip:202@{pbx.address}")
+        watched.wait_incoming()
+        watched.answer()
+        caller.wait_established()
+        caller.hangup()
+        watched.wait_closed()
+        result = buddy.wait(15)
+    assert result.ok, result.explain()
+    notifies = _notifies(result)
+    said = [Presence.parse(n.body.encode()) for n in notifies]
+    assert all(p.entity.startswith("sip:202@") and p.open for p in said)
+    shown = [(p.activity, p.note) for p in said]
+    assert [s for i, s in enumerate(shown) if i == 0 or s != shown[i - 1]] == [
+        ("", "Available"),  # when it subscribed
+        ("on-the-phone", "Ringing"),
+        ("on-the-phone", "On the phone"),
+        ("", "Available"),  # hung up; the final NOTIFY says it once more
+    ]
+    assert notifies[0].state == "active;expires=600"
+    assert notifies[-1].state == "terminated;reason=timeout"
+    pbx.wait_until(lambda engine: len(engine.subscriptions) == 0, what="no subscription left")
+
+
 def test_a_subscription_not_refreshed_expires_and_its_refresh_is_481(
     make_pbx: Callable[..., Pbx],
 ) -> None:
@@ -217,8 +257,8 @@ class Refusal:
 
 
 REFUSALS = {
-    "presence is a bad event": Refusal(
-        "202", "presence", "600", 489, "Allow-Events: message-summary, dialog"
+    "conference is a bad event": Refusal(
+        "202", "conference", "600", 489, "Allow-Events: message-summary, dialog, presence"
     ),
     "another company's extension": Refusal("acme-301", "dialog", "600", 403, ""),
     "an unknown extension": Refusal("299", "dialog", "600", 404, ""),

@@ -1,16 +1,21 @@
-"""The bodies that light lamps: RFC 3842 message summaries and RFC 4235 dialog-info documents,
-written byte for byte, read back as the same value, and read from other implementations."""
+"""The bodies that light lamps: RFC 3842 message summaries, RFC 4235 dialog-info documents and
+RFC 3863 presence, written byte for byte, read back as the same value, and read from other
+implementations."""
 
 from __future__ import annotations
+
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from pbx.sip.event_bodies import (
+    ON_THE_PHONE,
     BodyError,
     DialogEntry,
     DialogInfo,
     MessageSummary,
     Participant,
+    Presence,
 )
 
 # --- message summary (RFC 3842) ---------------------------------------------------------------
@@ -203,3 +208,53 @@ def test_a_state_or_direction_outside_the_schema_is_a_bug() -> None:
         DialogEntry("1", "ringing")
     with pytest.raises(ValueError):
         DialogEntry("1", "early", "caller")
+
+
+# --- presence (RFC 3863 PIDF with RFC 4480's activities) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "presence",
+    [
+        Presence("sip:201@pbx.example", True),
+        Presence("sip:201@pbx.example", True, ON_THE_PHONE, "Al telefono"),
+        Presence("sip:201@pbx.example", False, note="Non raggiungibile"),
+    ],
+)
+def test_a_presence_document_reads_back_as_itself(presence: Presence) -> None:
+    assert Presence.parse(bytes(presence)) == presence
+
+
+def test_a_presence_document_has_the_pidf_shape_phones_read() -> None:
+    body = bytes(Presence("sip:201@pbx.example", True, ON_THE_PHONE, "Al telefono"))
+    root = ET.fromstring(body)
+    assert root.tag == "{urn:ietf:params:xml:ns:pidf}presence"
+    assert root.attrib["entity"] == "sip:201@pbx.example"
+    basic = root.find(
+        "{urn:ietf:params:xml:ns:pidf}tuple/{urn:ietf:params:xml:ns:pidf}status"
+        "/{urn:ietf:params:xml:ns:pidf}basic"
+    )
+    assert basic is not None and basic.text == "open"
+    assert (
+        root.find(
+            "{urn:ietf:params:xml:ns:pidf:data-model}person/{urn:ietf:params:xml:ns:pidf:rpid}activities"
+            "/{urn:ietf:params:xml:ns:pidf:rpid}on-the-phone"
+        )
+        is not None
+    )
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not xml",
+        b'<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" entity="x"/>',
+        b'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:1@x"><tuple id="t"/></presence>',
+        b'<presence xmlns="urn:ietf:params:xml:ns:pidf"><tuple id="t"><status><basic>open</basic>'
+        b"</status></tuple></presence>",
+    ],
+)
+def test_a_presence_document_that_is_not_one_is_refused(body: bytes) -> None:
+    with pytest.raises(BodyError):
+        Presence.parse(body)

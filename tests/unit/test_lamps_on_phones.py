@@ -491,10 +491,10 @@ async def test_a_subscription_for_an_unknown_package_is_a_bad_event() -> None:
     pbx = office()
     watcher = Watcher(pbx, lamps(pbx), pbx.phone("alice"))
 
-    refused = await watcher.subscribe("202", "presence")
+    refused = await watcher.subscribe("202", "conference")
 
     assert refused.status == 489
-    assert refused.headers.get("Allow-Events") == "message-summary, dialog"
+    assert refused.headers.get("Allow-Events") == "message-summary, dialog, presence"
 
 
 async def test_an_interval_too_brief_is_refused_with_the_minimum() -> None:

@@ -116,7 +116,7 @@ async def _authorized(engine: Engine, target: str, event: str) -> list[Request |
     return await _send(engine, _subscribe(target, event, cseq=2, authorization=value))
 
 
-@pytest.mark.parametrize("event", ["dialog", "message-summary", "presence"])
+@pytest.mark.parametrize("event", ["dialog", "message-summary", "conference"])
 async def test_a_subscribe_without_credentials_is_challenged_whatever_its_package(
     engine: Engine, event: str
 ) -> None:
@@ -128,10 +128,10 @@ async def test_a_subscribe_without_credentials_is_challenged_whatever_its_packag
 
 
 async def test_an_unknown_package_is_489_after_the_challenge(engine: Engine) -> None:
-    [answer] = await _authorized(engine, "202", "presence")
+    [answer] = await _authorized(engine, "202", "conference")
 
     assert isinstance(answer, Response) and answer.status == 489
-    assert answer.headers.get("Allow-Events") == "message-summary, dialog"
+    assert answer.headers.get("Allow-Events") == "message-summary, dialog, presence"
 
 
 async def test_an_authenticated_subscription_is_answered_and_notified(engine: Engine) -> None:
@@ -168,7 +168,7 @@ async def test_options_names_subscribe_and_the_event_packages(engine: Engine) ->
 
     assert isinstance(answer, Response) and answer.status == 200
     assert "SUBSCRIBE" in (answer.headers.get("Allow") or "")
-    assert answer.headers.get("Allow-Events") == "message-summary, dialog"
+    assert answer.headers.get("Allow-Events") == "message-summary, dialog, presence"
 
 
 async def test_a_method_we_do_not_take_lists_subscribe_in_its_allow(engine: Engine) -> None:

@@ -101,14 +101,14 @@ def test_a_subscribe_names_its_package_its_id_and_gets_its_expiry() -> None:
     assert check_subscribe(mwi, ExpiryPolicy()) == (Package.MESSAGE_SUMMARY, None, 3600)
 
 
-@pytest.mark.parametrize("event", ["presence", "reg", "", "dialogue"])
+@pytest.mark.parametrize("event", ["conference", "reg", "", "dialogue"])
 def test_an_unknown_package_is_a_bad_event_that_lists_ours(event: str) -> None:
     with pytest.raises(Refused) as refused:
         check_subscribe(subscribe(event), ExpiryPolicy())
 
     assert refused.value.status == 489
     assert refused.value.headers == (("Allow-Events", ALLOW_EVENTS),)
-    assert ALLOW_EVENTS == "message-summary, dialog"
+    assert ALLOW_EVENTS == "message-summary, dialog, presence"
 
 
 @pytest.mark.parametrize(
