@@ -231,6 +231,9 @@ PIDF_NS = "urn:ietf:params:xml:ns:pidf"
 DATA_MODEL_NS = "urn:ietf:params:xml:ns:pidf:data-model"
 RPID_NS = "urn:ietf:params:xml:ns:pidf:rpid"
 ON_THE_PHONE = "on-the-phone"  # RPID's activity for a person in a call (or ringing)
+# The prefixes phones expect (PIDF as the default namespace), once for the process.
+for _prefix, _uri in (("", PIDF_NS), ("dm", DATA_MODEL_NS), ("rpid", RPID_NS)):
+    ET.register_namespace(_prefix, _uri)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +247,6 @@ class Presence:
     note: str = ""
 
     def __bytes__(self) -> bytes:
-        ET.register_namespace("", PIDF_NS)
-        ET.register_namespace("dm", DATA_MODEL_NS)
-        ET.register_namespace("rpid", RPID_NS)
         root = ET.Element(f"{{{PIDF_NS}}}presence", {"entity": self.entity})
         tuple_ = ET.SubElement(root, f"{{{PIDF_NS}}}tuple", {"id": "phone"})
         status = ET.SubElement(tuple_, f"{{{PIDF_NS}}}status")

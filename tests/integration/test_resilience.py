@@ -392,6 +392,16 @@ def lines_after(child: Child, mark: int, pattern: str) -> list[str]:
     return [line for line in child.output()[mark:].splitlines() if re.search(pattern, line)]
 
 
+def wait_logged(child: Child, mark: int, pattern: str, timeout: float, *, what: str) -> list[str]:
+    """Wait until `child` logged, after character `mark`, a line matching `pattern`; the lines."""
+    return wait_for(
+        lambda: lines_after(child, mark, pattern),
+        timeout,
+        what=what,
+        seen=lambda: child.output()[mark:],
+    )
+
+
 def assert_no_traceback_or_warning(child: Child, mark: int) -> None:
     """What `child` logged after `mark` is lines: no traceback, no Python warning's block."""
     logged = child.output()[mark:]
@@ -412,11 +422,12 @@ def test_redis_going_away_leaves_the_call_alone_and_the_node_answers_once_it_is_
 
     went = time.monotonic()
     office.redis.stop()
-    wait_for(
-        lambda: lines_after(office.worker, worker_mark, "Connection to broker lost"),
+    wait_logged(
+        office.worker,
+        worker_mark,
+        "Connection to broker lost",
         15,
         what="Celery's line about its broker in the worker's log",
-        seen=lambda: office.worker.output()[worker_mark:],
     )
     # A new call still gets its answer (404: no such number); the console's messages about
     # it cannot leave: the engine says so once.
@@ -427,11 +438,12 @@ def test_redis_going_away_leaves_the_call_alone_and_the_node_answers_once_it_is_
         auth=("201", office.secrets["201"]),
     )
     assert attempt.ok, attempt.explain()
-    [line] = wait_for(
-        lambda: lines_after(office.worker, worker_mark, "pbx.events: Redis went away"),
+    [line] = wait_logged(
+        office.worker,
+        worker_mark,
+        "pbx.events: Redis went away",
         15,
         what="the engine's line about Redis",
-        seen=lambda: office.worker.output()[worker_mark:],
     )
     assert f"127.0.0.1:{office.redis.port}" in line
     call.assert_audio_flows()
@@ -581,11 +593,12 @@ def test_postgresql_restarting_leaves_the_call_alone_and_loses_no_record(
                 (database,),
             ).fetchall()
             went = time.monotonic()
-            [line] = wait_for(
-                lambda: lines_after(office.worker, mark, "pbx.heartbeat: the database went away"),
+            [line] = wait_logged(
+                office.worker,
+                mark,
+                "pbx.heartbeat: the database went away",
                 15,
                 what="the worker's line about the database",
-                seen=lambda: office.worker.output()[mark:],
             )
             assert f'database "{database}"' in line
             call.assert_audio_flows()
@@ -602,11 +615,12 @@ def test_postgresql_restarting_leaves_the_call_alone_and_loses_no_record(
             call.caller.hangup()  # the record's end waits for the database
             call.callee.wait_closed()
             call.caller.wait_closed()
-            wait_for(
-                lambda: lines_after(office.worker, hung_up, "pbx.writer: the database went away"),
+            wait_logged(
+                office.worker,
+                hung_up,
+                "pbx.writer: the database went away",
                 15,
                 what="the record's end waiting for the database",
-                seen=lambda: office.worker.output()[hung_up:],
             )
             # A hunt group still rings, its rotation from what the node last knew.
             call.caller.dial("600")
@@ -629,11 +643,12 @@ def test_postgresql_restarting_leaves_the_call_alone_and_loses_no_record(
             )
             call.caller.hangup()
             call.caller.wait_closed()
-            wait_for(
-                lambda: lines_after(office.worker, mark, "voicemail for 203 not stored yet"),
+            wait_logged(
+                office.worker,
+                mark,
+                "voicemail for 203 not stored yet",
                 10,
                 what="the message waiting for the database",
-                seen=lambda: office.worker.output()[mark:],
             )
             # Longer than the writers once retried (about 19 s) before giving a record up.
             time.sleep(max(0.0, 22.0 - (time.monotonic() - went)))

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone, translation
 
-from pbx.media.wav import encode_wav_pcm
-from pbx.models import Company, Extension, Mailbox, Membership, Trunk, VoiceMessage
+from pbx.models import Company, Extension, Membership, Trunk
 from stats.models import CallRecord, Disposition
+from tests.unit import call_history
+from tests.unit.call_history import leave_message
 
 pytestmark = pytest.mark.django_db
 
@@ -88,56 +89,8 @@ def panel(user: User) -> str:
     return response.content.decode()
 
 
-def leave_message(
-    extension: Extension,
-    folder: Path,
-    caller: str,
-    *,
-    name: str = "",
-    heard: bool = False,
-    at: datetime | None = None,
-    call_id: str = "",
-) -> VoiceMessage:
-    file_name = VoiceMessage.new_file_name()
-    t = np.arange(8000) / 8000
-    (folder / file_name).write_bytes(
-        encode_wav_pcm((8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 8000)
-    )
-    return VoiceMessage.objects.create(
-        mailbox=Mailbox.objects.get(extension=extension),
-        caller=caller,
-        caller_name=name,
-        received_at=at or timezone.now(),
-        duration=75.0,
-        file_name=file_name,
-        heard=heard,
-        call_id=call_id,
-    )
-
-
-def call(
-    company: Company,
-    caller: str,
-    callee: str,
-    at: datetime,
-    *,
-    disposition: str = Disposition.NO_ANSWER,
-    answered_by: str = "",
-    direction: str = "internal",
-    call_id: str | None = None,
-) -> CallRecord:
-    return CallRecord.objects.create(
-        call_id=call_id or f"{caller}-{callee}-{at.timestamp()}",
-        company=company,
-        direction=direction,
-        caller=caller,
-        callee=callee,
-        answered_by=answered_by,
-        started_at=at,
-        answered_at=at + timedelta(seconds=5) if answered_by else None,
-        ended_at=None if disposition == Disposition.IN_PROGRESS else at + timedelta(seconds=60),
-        disposition=disposition,
-    )
+# The queue's calls that nobody answered, unless a test says otherwise.
+call = partial(call_history.call, disposition=Disposition.NO_ANSWER)
 
 
 # --- the messages -----------------------------------------------------------------------------
@@ -147,9 +100,14 @@ def test_the_operators_messages_are_listed_new_first_with_a_player_and_a_button(
     alice: User, desk: Extension, voicemail_dir: Path
 ) -> None:
     now = timezone.now()
-    heard = leave_message(desk, voicemail_dir, "0611111111", heard=True, at=now)
+    heard = leave_message(desk, voicemail_dir, "0611111111", heard=True, at=now, duration=75)
     new = leave_message(
-        desk, voicemail_dir, "0622222222", name="Studio Bianchi", at=now - timedelta(hours=2)
+        desk,
+        voicemail_dir,
+        "0622222222",
+        name="Studio Bianchi",
+        at=now - timedelta(hours=2),
+        duration=75,
     )
 
     html = panel(alice)
